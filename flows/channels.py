@@ -1,0 +1,225 @@
+"""Delivery channels for built notices: `.eml` files in an outbox directory, or SMTP."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import re
+import smtplib
+import ssl
+import tempfile
+from email.message import EmailMessage
+from email.utils import getaddresses, parseaddr
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, Self
+
+# CRLF on disk as on the wire: RFC 5322 lines end in CRLF, and a file then means the same as the message sent.
+_FILE_POLICY = EmailMessage().policy.clone(linesep="\r\n")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_MAX_STEM = 80
+
+
+class DeliveryError(Exception):
+    """Raised when a channel could not deliver a message; the notice stays queued and is tried again.
+
+    `permanent` is true for a 5xx reply, which a retry will not change (a mailbox that does not exist).
+    """
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+class Undeliverable(Exception):
+    """Raised by SMTP for a message without a recipient address: mark the notice undeliverable, not failed."""
+
+
+class Channel(Protocol):
+    """What the dispatcher needs of a channel."""
+
+    def send(self, key: str, message: EmailMessage) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def safe_filename(key: str) -> str:
+    """A readable, deterministic file name for a key that may hold ':', '/', spaces or Chinese.
+
+    Sanitising alone could map two keys to one name, so a digest of the exact key is appended.
+    """
+    stem = _UNSAFE.sub("_", key).strip("._")[:_MAX_STEM] or "notice"
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+    return f"{stem}-{digest}.eml"
+
+
+class FileChannel:
+    """Writes each message to `<outbox_dir>/<safe name of the key>.eml`, atomically; the same key, the same file."""
+
+    def __init__(self, outbox_dir: Path) -> None:
+        self.outbox_dir = Path(outbox_dir)
+        self.outbox_dir.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, key: str) -> Path:
+        return self.outbox_dir / safe_filename(key)
+
+    def send(self, key: str, message: EmailMessage) -> None:
+        data = message.as_bytes(policy=_FILE_POLICY)
+        target = self.path_for(key)
+        # The temporary name starts with a dot and does not end in .eml, so nobody picks up a half-written file;
+        # os.replace then swaps it in whole, and a resend of the key replaces rather than adds.
+        fd, tmp_name = tempfile.mkstemp(dir=self.outbox_dir, prefix=".tmp-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, target)
+        except BaseException as error:
+            Path(tmp_name).unlink(missing_ok=True)
+            if isinstance(error, OSError):
+                raise DeliveryError(f"cannot write {target.name}: {error.strerror or error}") from error
+            raise
+
+    def close(self) -> None:
+        """Nothing to release; here so both channels are used alike."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _one_line(text: str | bytes) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return " ".join(text.split())
+
+
+def _reason(error: Exception) -> tuple[str, bool]:
+    """A one-line reason for an SMTP failure, and whether it is permanent (a 5xx reply)."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        code, reply = next(iter(error.recipients.values()))
+        return f"recipient refused: {code} {_one_line(reply)}", code >= 500
+    if isinstance(error, smtplib.SMTPSenderRefused):
+        return f"sender refused: {error.smtp_code} {_one_line(error.smtp_error)}", error.smtp_code >= 500
+    if isinstance(error, smtplib.SMTPResponseException):
+        return f"{error.smtp_code} {_one_line(error.smtp_error)}", error.smtp_code >= 500
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return f"server disconnected: {_one_line(str(error)) or 'connection closed'}", False
+    if isinstance(error, TimeoutError):
+        return "timed out", False
+    if isinstance(error, OSError):
+        return _one_line(error.strerror or str(error)) or type(error).__name__, False
+    return _one_line(str(error)) or type(error).__name__, False
+
+
+def _seven_bit(message: EmailMessage) -> EmailMessage:
+    """A copy whose UTF-8 parts are quoted-printable, for a server that does not announce 8BITMIME."""
+    converted = copy.deepcopy(message)
+    for part in converted.walk():
+        if part.is_multipart() or part.get("Content-Transfer-Encoding", "7bit").lower() != "8bit":
+            continue
+        content = part.get_content()
+        part.set_content(content, subtype=part.get_content_subtype(), charset="utf-8", cte="quoted-printable")
+    return converted
+
+
+class SmtpChannel:
+    """Sends each message over one SMTP connection, opened on first use and reopened after a failure."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        user: str | None,
+        password: str | None,
+        sender: str,
+        timeout: float = 30.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.user = user or None
+        self.password = password or ""
+        self.sender = sender
+        self.envelope_sender = parseaddr(sender)[1] or sender
+        self.timeout = timeout
+        self._connection: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
+            connection.ehlo()
+            if self.user:
+                # Credentials never cross the wire in clear: STARTTLS first, verified against the system's CAs.
+                connection.starttls(context=ssl.create_default_context())
+                connection.ehlo()
+                connection.login(self.user, self.password)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _drop(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _transmit(self, connection: smtplib.SMTP, message: EmailMessage, recipients: list[str]) -> None:
+        if not connection.has_extn("8bitmime"):
+            connection.send_message(_seven_bit(message), self.envelope_sender, recipients)
+        elif all(address.isascii() for address in (self.envelope_sender, *recipients)):
+            # The bodies are 8-bit UTF-8 (readable in the file outbox); declare it, as RFC 6152 asks.
+            connection.send_message(message, self.envelope_sender, recipients, mail_options=("BODY=8BITMIME",))
+        else:
+            # smtplib declares SMTPUTF8 and 8BITMIME itself for non-ASCII addresses.
+            connection.send_message(message, self.envelope_sender, recipients)
+
+    def send(self, key: str, message: EmailMessage) -> None:
+        """Send one message; raise `DeliveryError` (one-line reason) on any SMTP failure."""
+        recipients = [addr for _, addr in getaddresses(message.get_all("To", [])) if addr]
+        if not recipients:
+            raise Undeliverable(f"{key}: the recipient has no e-mail address")
+        reused = self._connection is not None
+        try:
+            if self._connection is None:
+                self._connection = self._connect()
+            try:
+                self._transmit(self._connection, message, recipients)
+            except smtplib.SMTPServerDisconnected:
+                if not reused:
+                    raise
+                # A connection kept across a batch may have been closed by the server while idle: one fresh try.
+                self._drop()
+                self._connection = self._connect()
+                self._transmit(self._connection, message, recipients)
+        except (smtplib.SMTPException, OSError) as error:
+            reason, permanent = _reason(error)
+            refused = isinstance(error, smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused)
+            if not refused or getattr(error, "smtp_code", None) == 421:
+                # After anything but a plain refusal the session's state is unknown: start afresh next time.
+                self._drop()
+            raise DeliveryError(f"SMTP {self.host}:{self.port}: {reason}", permanent=permanent) from error
+
+    def close(self) -> None:
+        if self._connection is None:
+            return
+        try:
+            self._connection.quit()
+        except (smtplib.SMTPException, OSError):
+            pass
+        finally:
+            self._drop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,442 @@
+"""The appraisal: secret-ballot tallies, the upper committee's approval, publicity, objections, excellence, withdrawal.
+
+Only tallies are stored — never who voted how: no table has a voter column, and nothing logs a vote.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from states import audit, authority, outbox
+from states.clock import as_utc, local_date, parse_date
+from states.conditions import RATINGS
+from states.csvio import CsvFile, check_id, number, rows
+from states.engine import Cause
+from states.errors import MalformedFile, NoQuorum, NotFound, QuotaExceeded, Refused
+from states.evaluate import context, evaluate_member
+from states.models import (
+    Appraisal,
+    BallotMeeting,
+    BallotTally,
+    Branch,
+    Campaign,
+    ImportRecord,
+    MemberProgress,
+    Person,
+)
+from states.operations import member_of, step_member
+from states.roster import participants
+
+BALLOT_COLUMNS = (
+    "branch_id",
+    "date",
+    "entitled",
+    "present",
+    "member_id",
+    "qualified",
+    "basically_qualified",
+    "unqualified",
+)
+
+
+def standing_rating(qualified: int, basically: int, unqualified: int) -> str | None:
+    """The rating with more than half of the votes cast, or None: the ballot is void for that member."""
+    cast = qualified + basically + unqualified
+    for rating, votes in zip(RATINGS, (qualified, basically, unqualified), strict=True):
+        if cast and votes * 2 > cast:
+            return rating
+    return None
+
+
+def quorate(entitled: int, present: int) -> bool:
+    """Valid only with more than half of the members entitled to vote present."""
+    return present * 2 > entitled
+
+
+def _appraisal(session: Session, key: str, member_id: str) -> Appraisal:
+    found = session.get(Appraisal, (key, member_id))
+    if found is None:
+        found = Appraisal(campaign_key=key, member_id=member_id, objection_pending=False, excellent=False)
+        session.add(found)
+    return found
+
+
+@dataclass
+class BallotResult:
+    meeting_id: int | None = None
+    branch_id: str = ""
+    ratings: dict[str, str] = field(default_factory=dict)  # member → rating
+    void: list[str] = field(default_factory=list)
+    unchanged: bool = False
+
+
+def import_ballot(session: Session, key: str, source: CsvFile, actor: str, at: dt.datetime) -> BallotResult:
+    """Record one branch member meeting's ballot; refused whole without quorum or on any impossible figure."""
+    campaign = session.get(Campaign, key)
+    if campaign is None:
+        raise NotFound(f"unknown campaign {key!r}")
+    if session.scalar(
+        select(ImportRecord.id).where(
+            ImportRecord.kind == "ballot", ImportRecord.scope == key, ImportRecord.sha256 == source.sha256
+        )
+    ):
+        return BallotResult(unchanged=True)
+    meeting: dict[str, Any] | None = None
+    tallies: dict[str, tuple[int, int, int, int]] = {}
+
+    def count(line: int, column: str, value: str) -> int:
+        parsed = number(source, line, column, value, 0, 10_000_000)
+        if not parsed.is_integer():
+            raise MalformedFile(source.path, line, column, f"{value!r} is not a whole number")
+        return int(parsed)
+
+    for line, row in rows(source, BALLOT_COLUMNS):
+        try:
+            date = parse_date(row["date"])
+        except ValueError:
+            raise MalformedFile(source.path, line, "date", f"{row['date']!r} is not a date YYYY-MM-DD") from None
+        head = {
+            "branch_id": check_id(source, line, "branch_id", row["branch_id"]),
+            "date": date,
+            "entitled": count(line, "entitled", row["entitled"]),
+            "present": count(line, "present", row["present"]),
+        }
+        if meeting is None:
+            meeting = head
+        else:
+            for column in ("branch_id", "date", "entitled", "present"):
+                if head[column] != meeting[column]:
+                    raise MalformedFile(source.path, line, column, "differs from the first row: one file is one meeting")
+        member_id = check_id(source, line, "member_id", row["member_id"])
+        if member_id in tallies:
+            raise MalformedFile(source.path, line, "member_id", f"{member_id} is tallied twice")
+        votes = tuple(count(line, c, row[c]) for c in ("qualified", "basically_qualified", "unqualified"))
+        if sum(votes) > head["present"]:
+            raise MalformedFile(
+                source.path, line, "unqualified", f"{sum(votes)} votes cast but only {head['present']} members present"
+            )
+        tallies[member_id] = (*votes, line)
+    if meeting is None:
+        raise MalformedFile(source.path, None, None, "has no tally rows")
+    branch_id = meeting["branch_id"]
+    if session.get(Branch, branch_id) is None:
+        raise MalformedFile(source.path, 2, "branch_id", f"unknown branch {branch_id!r}")
+    size = participants(session, branch_id)
+    if meeting["entitled"] > size:
+        raise MalformedFile(source.path, 2, "entitled", f"{meeting['entitled']} entitled, but the branch has {size} participants")
+    if meeting["present"] > meeting["entitled"]:
+        raise MalformedFile(source.path, 2, "present", f"{meeting['present']} present of {meeting['entitled']} entitled")
+    if not quorate(meeting["entitled"], meeting["present"]):
+        raise NoQuorum(
+            f"{source.path}: {meeting['present']} of {meeting['entitled']} entitled members present — not more than "
+            "half: the meeting has no quorum and must be held again"
+        )
+    ctx = context(session, key, at)
+    from states.member import advance_edge
+
+    edge = advance_edge("consolidation")
+    assert edge is not None
+    for member_id, (_q, _b, _u, line) in tallies.items():
+        person = session.get(Person, member_id)
+        if person is None:
+            raise MalformedFile(source.path, line, "member_id", f"unknown member {member_id!r}")
+        if person.branch_id != branch_id:
+            raise MalformedFile(source.path, line, "member_id", f"{member_id} is not a member of branch {branch_id}")
+        progress = session.get(MemberProgress, (key, member_id))
+        if progress is None or progress.state != "consolidation":
+            state = progress.state if progress else "no part in the campaign"
+            raise Refused(f"{source.path}, line {line}: {member_id} is not in consolidation ({state})")
+        applied = {r.condition: r.ok for r in evaluate_member(session, ctx, member_id, edge)}["pledge_application"]
+        if not applied:
+            raise Refused(f"{source.path}, line {line}: {member_id} has no written application (书面申请) to rate")
+        current = session.get(Appraisal, (key, member_id))
+        if current is not None and current.final_at is not None:
+            raise Refused(f"{source.path}, line {line}: {member_id}'s rating is already final")
+    recorded = BallotMeeting(
+        campaign_key=key, branch_id=branch_id, date=meeting["date"], entitled=meeting["entitled"],
+        present=meeting["present"], recorded_at=at,
+    )
+    session.add(recorded)
+    session.flush()
+    result = BallotResult(meeting_id=recorded.id, branch_id=branch_id)
+    for member_id, (q, b, u, _line) in tallies.items():
+        rating = standing_rating(q, b, u)
+        session.add(
+            BallotTally(meeting_id=recorded.id, member_id=member_id, qualified=q, basically_qualified=b,
+                        unqualified=u, outcome=rating or "void")
+        )
+        if rating is None:
+            result.void.append(member_id)
+        else:
+            result.ratings[member_id] = rating
+            appraisal = _appraisal(session, key, member_id)
+            appraisal.rating, appraisal.meeting_id, appraisal.rated_at = rating, recorded.id, at
+            appraisal.approved_at = appraisal.approved_by = appraisal.publicity_ends_at = None
+            appraisal.objection_pending, appraisal.excellent = False, False
+        audit.log(
+            session, campaign_key=key, member_id=member_id, branch_id=branch_id, from_state="consolidation",
+            to_state="consolidation", cause="ballot", actor=actor,
+            reason=f"rating: {rating}" if rating else "ballot void: no rating had more than half of the votes", at=at,
+        )
+    session.add(ImportRecord(kind="ballot", scope=key, sha256=source.sha256, filename=source.path, rows=len(tallies), at=at, actor=actor))
+    if result.ratings:
+        counts = {r: sum(1 for v in result.ratings.values() if v == r) for r in RATINGS}
+        for secretary in session.scalars(select(Person.member_id).where(Person.role == "committee_secretary")):
+            outbox.queue(
+                session, event="approval_requested", campaign=key, recipient_id=secretary, subject=branch_id,
+                occasion=f"ballot-{recorded.id}",
+                context={"branch_id": branch_id, "ballot_date": meeting["date"].isoformat(),
+                         "rated_members": len(result.ratings), "counts": counts},
+                at=at,
+            )
+    return result
+
+
+@dataclass
+class ApprovalResult:
+    approved: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    withdrawn: list[str] = field(default_factory=list)
+
+
+def pending_approval(session: Session, key: str, branch_id: str) -> tuple[list[Appraisal], list[Appraisal]]:
+    """The branch's current, not yet approved ratings and its confirmed withdrawals awaiting approval."""
+    in_branch = select(Person.member_id).where(Person.branch_id == branch_id)
+    ratings = list(
+        session.scalars(
+            select(Appraisal)
+            .where(Appraisal.campaign_key == key, Appraisal.member_id.in_(in_branch))
+            .where(Appraisal.rating.is_not(None), Appraisal.approved_at.is_(None))
+            .order_by(Appraisal.member_id)
+        )
+    )
+    pending_state = select(MemberProgress.member_id).where(
+        MemberProgress.campaign_key == key, MemberProgress.state == "withdrawal_pending"
+    )
+    withdrawals = list(
+        session.scalars(
+            select(Appraisal)
+            .where(Appraisal.campaign_key == key, Appraisal.member_id.in_(in_branch))
+            .where(Appraisal.withdrawal_confirmed_at.is_not(None), Appraisal.member_id.in_(pending_state))
+            .order_by(Appraisal.member_id)
+        )
+    )
+    return ratings, withdrawals
+
+
+def approve(
+    session: Session,
+    key: str,
+    branch_id: str,
+    actor: str,
+    at: dt.datetime,
+    *,
+    reject: bool = False,
+    reason: str = "",
+    source: str = "cli",
+    flow_run_id: str | None = None,
+) -> ApprovalResult:
+    """The upper committee's decision on the branch; the CLI and the Prefect approval flow both come here.
+
+    Whichever comes second finds nothing pending and changes nothing (the CLI reports that as a refusal).
+    """
+    authority.leader(session, actor, "approve")
+    campaign = session.get(Campaign, key)
+    if campaign is None:
+        raise NotFound(f"unknown campaign {key!r}")
+    if session.get(Branch, branch_id) is None:
+        raise NotFound(f"unknown branch {branch_id!r}")
+    if reject and not reason.strip():
+        raise Refused("a rejection needs a --reason (the branch reviews again)")
+    ratings, withdrawals = pending_approval(session, key, branch_id)
+    result = ApprovalResult()
+    note = f"{reason} (via {source})" if reason else f"via {source}"
+    for appraisal in ratings:
+        if reject:
+            appraisal.rating = appraisal.meeting_id = appraisal.rated_at = None
+            result.rejected.append(appraisal.member_id)
+        else:
+            appraisal.approved_at, appraisal.approved_by = at, actor
+            appraisal.publicity_ends_at = at + dt.timedelta(days=campaign.publicity_days)
+            appraisal.final_at = None
+            result.approved.append(appraisal.member_id)
+        audit.log(
+            session, campaign_key=key, member_id=appraisal.member_id, branch_id=branch_id,
+            from_state="consolidation", to_state="consolidation",
+            cause="approval_rejected" if reject else "approval", actor=actor, reason=note,
+            flow_run_id=flow_run_id, at=at,
+        )
+    for appraisal in withdrawals:
+        if reject:
+            appraisal.withdrawal_confirmed_at = appraisal.withdrawal_confirmed_by = None
+            audit.log(
+                session, campaign_key=key, member_id=appraisal.member_id, branch_id=branch_id,
+                from_state="withdrawal_pending", to_state="withdrawal_pending", cause="withdrawal_rejected",
+                actor=actor, reason=note, flow_run_id=flow_run_id, at=at,
+            )
+        else:
+            step_member(
+                session, key, appraisal.member_id, "withdraw", Cause("withdrawal_approved", actor, note, flow_run_id),
+                at, {"withdrawal_confirmed": True, "withdrawal_approved": True},
+            )
+            result.withdrawn.append(appraisal.member_id)
+    session.flush()
+    if result.approved:
+        _queue_approved(session, key, branch_id, [a for a in ratings if a.member_id in result.approved], at)
+    return result
+
+
+def _queue_approved(session: Session, key: str, branch_id: str, approved: list[Appraisal], at: dt.datetime) -> None:
+    secretaries = list(
+        session.scalars(select(Person.member_id).where(Person.branch_id == branch_id, Person.role == "branch_secretary"))
+    )
+    ends = as_utc(approved[0].publicity_ends_at).isoformat() if approved[0].publicity_ends_at else ""
+    ratings = [{"member_id": a.member_id, "rating": a.rating} for a in approved]
+    for secretary in secretaries:
+        outbox.queue(
+            session, event="publicity_started", campaign=key, recipient_id=secretary, subject=branch_id,
+            occasion=as_utc(at).isoformat(), context={"branch_id": branch_id, "publicity_ends": ends, "ratings": ratings},
+            at=at,
+        )
+    for appraisal in approved:
+        if appraisal.rating != "basically_qualified":
+            continue
+        for recipient in (appraisal.member_id, *secretaries):
+            outbox.queue(
+                session, event="admonishment_due", campaign=key, recipient_id=recipient, subject=appraisal.member_id,
+                occasion=as_utc(at).isoformat(),
+                context={"member_id": appraisal.member_id, "branch_id": branch_id,
+                         "to_secretary": recipient != appraisal.member_id},
+                at=at,
+            )
+
+
+def select_excellent(session: Session, key: str, members: list[str], actor: str, at: dt.datetime) -> list[str]:
+    """Qualified members whose rating is final; at most floor(fraction × the branch's rated members), exactly."""
+    authority.leader(session, actor, "select excellent members")
+    campaign = session.get(Campaign, key)
+    if campaign is None:
+        raise NotFound(f"unknown campaign {key!r}")
+    per_branch: dict[str, list[str]] = {}
+    for member_id in dict.fromkeys(members):
+        person, _progress = member_of(session, key, member_id)
+        appraisal = session.get(Appraisal, (key, member_id))
+        if appraisal is None or appraisal.rating != "qualified":
+            raise Refused(f"{member_id} is not rated qualified")
+        if appraisal.final_at is None:
+            raise Refused(f"{member_id}'s rating is not final yet (publicity not over)")
+        if appraisal.excellent:
+            continue
+        per_branch.setdefault(str(person.branch_id), []).append(member_id)
+    for branch_id, chosen in per_branch.items():
+        in_branch = select(Person.member_id).where(Person.branch_id == branch_id)
+        rated = session.scalar(
+            select(func.count()).select_from(Appraisal).where(
+                Appraisal.campaign_key == key, Appraisal.member_id.in_(in_branch), Appraisal.rating.is_not(None)
+            )
+        ) or 0
+        already = session.scalar(
+            select(func.count()).select_from(Appraisal).where(
+                Appraisal.campaign_key == key, Appraisal.member_id.in_(in_branch), Appraisal.excellent.is_(True)
+            )
+        ) or 0
+        quota = math.floor(rated * campaign.excellent_num / campaign.excellent_den)  # integers: exact
+        if already + len(chosen) > quota:
+            raise QuotaExceeded(
+                f"branch {branch_id}: {already} already excellent + {len(chosen)} > quota {quota} "
+                f"({campaign.excellent_num}/{campaign.excellent_den} of {rated} rated members)"
+            )
+    selected: list[str] = []
+    for branch_id, chosen in per_branch.items():
+        for member_id in chosen:
+            _appraisal(session, key, member_id).excellent = True
+            audit.log(
+                session, campaign_key=key, member_id=member_id, branch_id=branch_id, from_state="consolidation",
+                to_state="consolidation", cause="excellent", actor=actor, reason="优秀共产党员", at=at,
+            )
+            selected.append(member_id)
+    return selected
+
+
+def object_to(session: Session, key: str, member_id: str, actor: str, reason: str, at: dt.datetime) -> None:
+    """An objection during publicity holds it open until it is resolved."""
+    authority.may_change(session, actor)
+    person, progress = member_of(session, key, member_id)
+    appraisal = session.get(Appraisal, (key, member_id))
+    if appraisal is None or appraisal.approved_at is None or appraisal.final_at is not None:
+        raise Refused(f"{member_id}'s rating is not in publicity")
+    if appraisal.publicity_ends_at is not None and as_utc(appraisal.publicity_ends_at) <= at:
+        raise Refused(f"{member_id}'s publicity ended at {as_utc(appraisal.publicity_ends_at).isoformat()}")
+    if appraisal.objection_pending:
+        raise Refused(f"an objection to {member_id}'s rating is already pending")
+    appraisal.objection_pending = True
+    audit.log(
+        session, campaign_key=key, member_id=member_id, branch_id=person.branch_id, from_state=progress.state,
+        to_state=progress.state, cause="objection", actor=actor, reason=reason, at=at,
+    )
+
+
+def resolve(
+    session: Session, key: str, member_id: str, upheld: bool, actor: str, reason: str, at: dt.datetime
+) -> None:
+    """Upheld: back to the ballot (step 2). Dismissed: publicity runs on, ending no earlier than now."""
+    authority.leader(session, actor, "resolve an objection")
+    person, progress = member_of(session, key, member_id)
+    appraisal = session.get(Appraisal, (key, member_id))
+    if appraisal is None or not appraisal.objection_pending:
+        raise Refused(f"no objection to {member_id}'s rating is pending")
+    appraisal.objection_pending = False
+    if upheld:
+        appraisal.rating = appraisal.meeting_id = appraisal.rated_at = None
+        appraisal.approved_at = appraisal.approved_by = appraisal.publicity_ends_at = None
+        appraisal.excellent = False
+    elif appraisal.publicity_ends_at is not None and as_utc(appraisal.publicity_ends_at) < at:
+        appraisal.publicity_ends_at = at
+    audit.log(
+        session, campaign_key=key, member_id=member_id, branch_id=person.branch_id, from_state=progress.state,
+        to_state=progress.state, cause="objection_upheld" if upheld else "objection_dismissed", actor=actor,
+        reason=reason, at=at,
+    )
+
+
+def withdrawal(
+    session: Session, key: str, member_id: str, actor: str, reason: str, at: dt.datetime, *, confirm: bool
+) -> str:
+    """The branch confirms a pending withdrawal (the upper committee then approves it) or accepts a late application."""
+    person, progress = member_of(session, key, member_id)
+    authority.over_member(session, actor, person)
+    if progress.state != "withdrawal_pending":
+        raise Refused(f"{member_id} has no pending withdrawal (it is in {progress.state})")
+    if confirm:
+        appraisal = _appraisal(session, key, member_id)
+        if appraisal.withdrawal_confirmed_at is not None:
+            raise Refused(f"{member_id}'s withdrawal is already confirmed; it awaits the upper committee")
+        appraisal.withdrawal_confirmed_at, appraisal.withdrawal_confirmed_by = at, actor
+        audit.log(
+            session, campaign_key=key, member_id=member_id, branch_id=person.branch_id,
+            from_state=progress.state, to_state=progress.state, cause="withdrawal_confirmed", actor=actor,
+            reason=reason, at=at,
+        )
+        return progress.state
+    from states.member import machine
+
+    edge = machine().edges("accept_late", "withdrawal_pending")[0]
+    ctx = context(session, key, at)
+    results = {r.condition: r.ok for r in evaluate_member(session, ctx, member_id, edge)}
+    if not results["pledge_application"]:
+        raise Refused(
+            f"{member_id} has no written application (书面申请) dated on or before {local_date(at, ctx_tz(session, key))}: "
+            "record it first (campaign record import)"
+        )
+    return step_member(session, key, member_id, "accept_late", Cause("accept_late", actor, reason), at, results)
+
+
+def ctx_tz(session: Session, key: str) -> str:
+    campaign = session.get(Campaign, key)
+    return campaign.timezone if campaign else "UTC"

@@ -1,0 +1,108 @@
+"""The transition log: append-only, sealed per transaction by a hash over its entries and the previous seal."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from typing import Any
+
+from sqlalchemy import Select, func, insert, select, text
+from sqlalchemy.orm import Session
+
+from states.clock import as_utc
+from states.models import AuditSeal, TransitionLog
+
+GENESIS = "0" * 64
+LOG_COLUMNS = (
+    "campaign_key",
+    "member_id",
+    "branch_id",
+    "from_state",
+    "to_state",
+    "cause",
+    "trigger",
+    "sweep_id",
+    "actor",
+    "reason",
+    "flow_run_id",
+    "at",
+    "block",
+)
+
+
+def block_of(session: Session) -> str:
+    """The block id of the session's current transaction (one seal per transaction)."""
+    block = session.info.get("audit_block")
+    if block is None:
+        block = session.info["audit_block"] = uuid.uuid4().hex
+    return block
+
+
+def log(session: Session, **entry: Any) -> None:
+    """Append one entry (an operator action, a join, a transfer …) to the current block."""
+    entry.setdefault("reason", "")
+    entry.setdefault("flow_run_id", None)
+    session.execute(insert(TransitionLog).values(block=block_of(session), **entry))
+
+
+def log_from(session: Session, source: Select[Any]) -> None:
+    """Append the entries a SELECT yields (columns in LOG_COLUMNS order, without `block`)."""
+    columns = [c for c in LOG_COLUMNS if c != "block"]
+    from sqlalchemy import literal
+
+    session.execute(
+        insert(TransitionLog).from_select(
+            [*columns, "block"], source.add_columns(literal(block_of(session)).label("block"))
+        )
+    )
+
+
+def _entry_text(row: Any) -> str:
+    at = as_utc(row.at).isoformat() if row.at is not None else ""
+    fields = [str(row.id), *(("" if getattr(row, c) is None else str(getattr(row, c))) for c in LOG_COLUMNS[:-2])]
+    return "\x1f".join([*fields, at])
+
+
+def block_digest(session: Session, block: str, previous: str) -> tuple[int, str]:
+    digest = hashlib.sha256(previous.encode())
+    count = 0
+    rows = session.execute(select(TransitionLog).where(TransitionLog.block == block).order_by(TransitionLog.id))
+    for (row,) in rows:
+        digest.update(_entry_text(row).encode())
+        digest.update(b"\x1e")
+        count += 1
+    return count, digest.hexdigest()
+
+
+def seal(session: Session, at: dt.datetime) -> None:
+    """Seal the current block, if it wrote anything: called right before the transaction commits."""
+    block = session.info.pop("audit_block", None)
+    if block is None:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        # Sealers take turns, so each seal chains to the one committed before it.
+        session.execute(text("SELECT pg_advisory_xact_lock(20261127)"))
+    previous = session.scalar(select(AuditSeal.digest).order_by(AuditSeal.id.desc()).limit(1)) or GENESIS
+    count, digest = block_digest(session, block, previous)
+    if count:
+        session.add(AuditSeal(block=block, entries=count, digest=digest, prev_digest=previous, at=as_utc(at)))
+        session.flush()
+
+
+def verify(session: Session) -> tuple[int, str | None]:
+    """Recompute the chain: (blocks checked, the first broken block or None). Unsealed entries break it too."""
+    previous = GENESIS
+    checked = 0
+    for seal_row in session.scalars(select(AuditSeal).order_by(AuditSeal.id)):
+        count, digest = block_digest(session, seal_row.block, previous)
+        if seal_row.prev_digest != previous or digest != seal_row.digest or count != seal_row.entries:
+            return checked, seal_row.block
+        previous = seal_row.digest
+        checked += 1
+    sealed = select(AuditSeal.block)
+    stray = session.scalar(select(TransitionLog.block).where(TransitionLog.block.not_in(sealed)).limit(1))
+    if stray is not None:
+        return checked, stray
+    total = session.scalar(select(func.count()).select_from(AuditSeal)) or 0
+    return total, None

@@ -1,0 +1,57 @@
+"""The campaign's time rules: instants in UTC, dates in the plan's timezone, deadlines at 00:00 of the next day."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from states.errors import BadInput
+
+UTC = dt.UTC
+
+
+def zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise BadInput(f"unknown timezone {name!r}") from exc
+
+
+def parse_instant(text: str | None, tz: str, now: dt.datetime | None = None) -> dt.datetime:
+    """`--at`: ISO 8601; without an offset it is read in the campaign's timezone. Returns aware UTC."""
+    if text is None or text == "":
+        return (now or dt.datetime.now(UTC)).astimezone(UTC)
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise BadInput(f"--at {text!r} is not an ISO 8601 time") from exc
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone(tz))
+    return value.astimezone(UTC)
+
+
+def day_start(day: dt.date, tz: str) -> dt.datetime:
+    """00:00 of `day` in the plan's timezone, as UTC."""
+    return dt.datetime.combine(day, dt.time(0), tzinfo=zone(tz)).astimezone(UTC)
+
+
+def deadline_of(end: dt.date, tz: str) -> dt.datetime:
+    """A phase's deadline: 00:00 of the day after its last day, in the plan's timezone."""
+    return day_start(end + dt.timedelta(days=1), tz)
+
+
+def local_date(at: dt.datetime, tz: str) -> dt.date:
+    """The calendar date of an instant in the plan's timezone (evidence up to it counts)."""
+    return as_utc(at).astimezone(zone(tz)).date()
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """Instants come back from SQLite naive; they were stored in UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def parse_date(text: str) -> dt.date:
+    """Dates in files are YYYY-MM-DD exactly."""
+    if len(text) != 10:
+        raise ValueError(f"{text!r} is not a date YYYY-MM-DD")
+    return dt.date.fromisoformat(text)

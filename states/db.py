@@ -1,0 +1,132 @@
+"""Engines, transactions and the schema: SQLite (WAL, writers that wait) by default, PostgreSQL the same way."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import JSON
+
+from states.errors import BadInput
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def absolute_url(url: str) -> str:
+    """Resolve a relative SQLite path against the working directory, so a flow run elsewhere finds the same file."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        path = Path(parsed.database)
+        if not path.is_absolute():
+            path = Path.cwd() / path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        parsed = parsed.set(database=str(path))
+    return parsed.render_as_string(hide_password=False)
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    try:
+        url = absolute_url(url)
+        backend = make_url(url).get_backend_name()
+    except Exception as exc:  # noqa: BLE001 - any unparseable URL is the user's input
+        raise BadInput(f"CAMPAIGN_DATABASE_URL is not a database URL: {exc}") from exc
+    if backend == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": 60}, **kwargs)
+        _sqlite_writers_wait(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_writers_wait(engine: Engine) -> None:
+    """SQLAlchemy's recipe: the driver's lazy BEGIN off, `BEGIN IMMEDIATE` ourselves.
+
+    A deferred transaction that reads, then writes, fails at once under WAL when another writer got there
+    first; an immediate one waits for the busy timeout instead.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextlib.contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """One unit of work: commit on success, roll back everything on any error."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        yield session
+
+
+def upgrade(engine: Engine) -> None:
+    """Create or migrate the schema to the newest revision (idempotent)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Every command creates the schema if it is missing: a cheap look first, Alembic only when needed."""
+    from alembic.script import ScriptDirectory
+    from alembic.config import Config
+
+    inspector = inspect(engine)
+    if inspector.has_table("alembic_version"):
+        with engine.connect() as connection:
+            current = {row[0] for row in connection.exec_driver_sql("SELECT version_num FROM alembic_version")}
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        heads = set(ScriptDirectory.from_config(config).get_heads())
+        if current == heads:
+            return
+    upgrade(engine)
+
+
+def insert_ignoring_duplicates(engine_or_session: Engine | Session, table: Any) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING for either dialect (notices keyed by their cause, done chunks)."""
+    bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session
+    if bind.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
+
+
+class json_object(FunctionElement[Any]):  # noqa: N801 - reads as the SQL function it is
+    """A JSON object built in SQL from key/value pairs: json_object on SQLite, json_build_object on PostgreSQL."""
+
+    type = JSON()
+    inherit_cache = True
+
+
+@compiles(json_object)
+def _json_object_sqlite(element: json_object, compiler: Any, **kw: Any) -> str:
+    return f"json_object({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_object, "postgresql")
+def _json_object_pg(element: json_object, compiler: Any, **kw: Any) -> str:
+    return f"json_build_object({compiler.process(element.clauses, **kw)})"

@@ -1,0 +1,253 @@
+"""Bulk moves: one compare-and-set UPDATE per edge and scope, the log and notices written from the changed rows.
+
+Nothing here loops over members in Python: a scope is a SQL filter (a chunk of branches, a list of ids), and
+the rows that changed are found again by the statement's step id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, and_, cast, literal, select, update
+from sqlalchemy.orm import Session, aliased
+
+from states import audit, outbox
+from states.conditions import EvalContext, Row
+from states.db import json_object
+from states.evaluate import branch_rows, figures, member_rows, passes
+from states.machine import Transition
+from states.models import BranchProgress, MemberProgress, Person
+
+MemberScope = Callable[[Row], ColumnElement[bool]]
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why rows move: written into every log entry."""
+
+    cause: str
+    actor: str
+    reason: str = ""
+    flow_run_id: str | None = None
+    sweep_id: str | None = None
+    """Set by a sweep, so it can count who moved forward at least once."""
+
+    def columns(self, trigger: str) -> list[Any]:
+        """cause, trigger, sweep_id, actor, reason, flow_run_id as literals (LOG_COLUMNS order)."""
+        return [
+            literal(self.cause),
+            literal(trigger),
+            literal(self.sweep_id, String),
+            literal(self.actor),
+            literal(self.reason),
+            literal(self.flow_run_id, String),
+        ]
+
+
+def in_branches(lo: str, hi: str) -> MemberScope:
+    return lambda row: row.person.branch_id.between(lo, hi)
+
+
+def of_members(ids: list[str]) -> MemberScope:
+    return lambda row: row.mp.member_id.in_(ids)
+
+
+def of_branch_ids(ids: list[str]) -> MemberScope:
+    return lambda row: row.person.branch_id.in_(ids)
+
+
+def everyone() -> MemberScope:
+    return lambda row: literal(True)
+
+
+def new_step() -> str:
+    return uuid.uuid4().hex
+
+
+def move_members(
+    session: Session, ctx: EvalContext, edge: Transition, scope: MemberScope, cause: Cause
+) -> tuple[str, int]:
+    """Move every member of `scope` in `edge.source` whose conditions hold; returns (step, how many moved)."""
+    row = Row()
+    ready = member_rows(row, ctx).add_columns(row.mp.member_id).where(
+        row.mp.state == edge.source, scope(row), passes("member", edge, ctx, row)
+    )
+    step = new_step()
+    values: dict[str, Any] = {
+        "state": edge.dest,
+        "state_since": ctx.at,
+        "version": MemberProgress.version + 1,
+        "step": step,
+    }
+    if edge.dest in ("exempt", "referred"):
+        values["prior_state"] = edge.source
+    moved = session.execute(
+        update(MemberProgress)
+        .where(
+            MemberProgress.campaign_key == ctx.campaign_key,
+            MemberProgress.state == edge.source,  # compare-and-set: a concurrent or repeated move finds nothing
+            MemberProgress.member_id.in_(ready.scalar_subquery()),
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if moved:
+        _log_members(session, ctx, step, edge, cause)
+    return step, moved or 0
+
+
+def _log_members(session: Session, ctx: EvalContext, step: str, edge: Transition, cause: Cause) -> None:
+    audit.log_from(
+        session,
+        select(
+            MemberProgress.campaign_key,
+            MemberProgress.member_id,
+            Person.branch_id,
+            literal(edge.source),
+            MemberProgress.state,
+            *cause.columns(edge.trigger),
+            literal(ctx.at),
+        )
+        .join(Person, Person.member_id == MemberProgress.member_id)
+        .where(MemberProgress.step == step),
+    )
+
+
+def move_branches(
+    session: Session, ctx: EvalContext, edge: Transition, scope: Callable[[Row], ColumnElement[bool]], cause: Cause
+) -> tuple[str, int]:
+    row = Row()
+    ready = branch_rows(row, ctx).add_columns(row.bp.branch_id).where(
+        row.bp.state == edge.source, scope(row), passes("branch", edge, ctx, row)
+    )
+    step = new_step()
+    moved = session.execute(
+        update(BranchProgress)
+        .where(
+            BranchProgress.campaign_key == ctx.campaign_key,
+            BranchProgress.state == edge.source,
+            BranchProgress.branch_id.in_(ready.scalar_subquery()),
+        )
+        .values(state=edge.dest, state_since=ctx.at, version=BranchProgress.version + 1, step=step)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if moved:
+        audit.log_from(
+            session,
+            select(
+                BranchProgress.campaign_key,
+                literal(None, String),
+                BranchProgress.branch_id,
+                literal(edge.source),
+                BranchProgress.state,
+                *cause.columns(edge.trigger),
+                literal(ctx.at),
+            ).where(BranchProgress.step == step),
+        )
+    return step, moved or 0
+
+
+# -- notices caused by moves, set-based --------------------------------------------------------------------------
+
+
+def _key(*parts: Any) -> ColumnElement[str]:
+    """A notice key built in SQL from columns and literals joined by ':'."""
+    expr: ColumnElement[str] = cast(parts[0], String) if not isinstance(parts[0], str) else literal(parts[0])
+    for part in parts[1:]:
+        expr = expr + literal(":") + (literal(part) if isinstance(part, str) else cast(part, String))
+    return expr
+
+
+def figures_json(scope: str, names: tuple[str, ...], ctx: EvalContext, row: Row) -> ColumnElement[Any]:
+    """{condition: {have, need, ok}} built in SQL, so a million notices carry their figures without a loop."""
+    from states.conditions import condition
+
+    pairs: list[Any] = []
+    for name in names:
+        cond = condition(scope, name)  # type: ignore[arg-type]
+        pairs += [
+            literal(name),
+            json_object(
+                literal("have"), cond.have(ctx, row), literal("need"), cond.need(ctx, row),
+                literal("ok"), cond.ok(ctx, row),
+            ),
+        ]
+    return json_object(*pairs)
+
+
+def queue_members_moved(
+    session: Session, ctx: EvalContext, step: str, event: str, phase: str, deadline: str, occasion: str
+) -> int:
+    """A notice to each member the statement `step` moved (phase_started, withdrawal_pending …)."""
+    mp = aliased(MemberProgress)
+    p = aliased(Person)
+    source = (
+        select(
+            _key(p.member_id, event, ctx.campaign_key, p.member_id, occasion).label("key"),
+            literal(ctx.campaign_key).label("campaign_key"),
+            p.member_id.label("recipient_id"),
+            json_object(
+                literal("campaign"), literal(ctx.campaign_key), literal("member_id"), p.member_id,
+                literal("branch_id"), p.branch_id, literal("phase"), literal(phase),
+                literal("deadline"), literal(deadline),
+            ).label("context"),
+        )
+        .select_from(mp)
+        .join(p, p.member_id == mp.member_id)
+        .where(mp.step == step)
+    )
+    return outbox.queue_from(session, event, source, ctx.at)
+
+
+def queue_members_and_secretaries(
+    session: Session,
+    ctx: EvalContext,
+    event: str,
+    where: Callable[[Row], ColumnElement[bool]],
+    context: Callable[[Row], list[Any]],
+    occasion: str,
+) -> int:
+    """A notice to each selected member and one to their branch secretary (member_stuck, withdrawal_pending)."""
+    count = 0
+    for to_secretary in (False, True):
+        row = Row()
+        secretary = aliased(Person, name="sec")
+        base = member_rows(row, ctx).where(where(row))
+        pairs = [*context(row), literal("to_secretary"), literal(to_secretary)]
+        recipient = secretary.member_id if to_secretary else row.person.member_id
+        source = base.add_columns(
+            _key(recipient, event, ctx.campaign_key, row.mp.member_id, occasion).label("key"),
+            literal(ctx.campaign_key).label("campaign_key"),
+            recipient.label("recipient_id"),
+            json_object(*pairs).label("context"),
+        )
+        if to_secretary:
+            source = source.join(
+                secretary,
+                and_(
+                    secretary.branch_id == row.person.branch_id,
+                    secretary.role == "branch_secretary",
+                    secretary.member_id != row.person.member_id,
+                ),
+            )
+        count += outbox.queue_from(session, event, source, ctx.at)
+    return count
+
+
+def member_context(ctx: EvalContext, row: Row, phase: str, deadline: str, **extra: Any) -> list[Any]:
+    pairs: list[Any] = [
+        literal("campaign"), literal(ctx.campaign_key), literal("member_id"), row.mp.member_id,
+        literal("branch_id"), row.person.branch_id, literal("phase"), literal(phase),
+        literal("deadline"), literal(deadline),
+    ]
+    for name, value in extra.items():
+        pairs += [literal(name), value if isinstance(value, ColumnElement) else literal(value)]
+    return pairs
+
+
+def at_iso(at: dt.datetime) -> str:
+    return at.isoformat()

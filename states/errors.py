@@ -1,0 +1,62 @@
+"""The one error hierarchy of the core; the CLI maps it to exit codes in one place."""
+
+from __future__ import annotations
+
+
+class CampaignError(Exception):
+    """Root of every error a user can cause; never shown with a traceback."""
+
+    exit_code = 1
+
+
+class Refused(CampaignError):
+    """Raised when well-formed input is refused by the campaign's rules (exit 1)."""
+
+    exit_code = 1
+
+
+class BadInput(CampaignError):
+    """Raised when input is malformed or names something that does not exist (exit 2)."""
+
+    exit_code = 2
+
+
+class NotFound(BadInput):
+    """Raised when an id (campaign, member, branch, person) is unknown."""
+
+
+class MalformedFile(BadInput):
+    """Raised when a file cannot be read or one of its rows is malformed; names file, line and column."""
+
+    def __init__(self, path: str, line: int | None, column: str | None, message: str) -> None:
+        where = path
+        if line is not None:
+            where += f", line {line}"
+        if column:
+            where += f", column {column}"
+        super().__init__(f"{where}: {message}")
+        self.path, self.line, self.column = path, line, column
+
+
+class Unauthorized(Refused):
+    """Raised when the actor's role does not allow the action on its subject."""
+
+
+class ConditionsUnmet(Refused):
+    """Raised when a transition's preconditions do not hold; carries the unmet conditions."""
+
+    def __init__(self, message: str, unmet: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.unmet = unmet or []
+
+
+class NoQuorum(Refused):
+    """Raised when a member meeting has not more than half of the entitled members present."""
+
+
+class QuotaExceeded(Refused):
+    """Raised when a selection (excellent members) would exceed the plan's quota."""
+
+
+class InvalidTransition(Refused):
+    """Raised when a trigger is not allowed from the subject's current state."""

@@ -1,0 +1,280 @@
+"""The schema: typed SQLAlchemy 2 models for people, plans, progress, evidence, the appraisal, the log and the outbox.
+
+Current state lives on the progress rows (`state`, `state_since`, `version`); its history is the append-only
+transition log beside them. Instants are stored in UTC; dates are calendar dates in the plan's timezone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Id = String(64)
+StateName = String(32)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dt.datetime: DateTime(timezone=True), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Unit(Base):
+    __tablename__ = "unit"
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class Branch(Base):
+    __tablename__ = "branch"
+    branch_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    unit: Mapped[str] = mapped_column(ForeignKey("unit.name"))
+
+
+class Person(Base):
+    """Everyone on the roster: members of branches, the responsibility chain, the office director, inspectors."""
+
+    __tablename__ = "person"
+    member_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    branch_id: Mapped[str | None] = mapped_column(ForeignKey("branch.branch_id"), index=True)
+    unit: Mapped[str] = mapped_column(ForeignKey("unit.name"))
+    role: Mapped[str] = mapped_column(String(32), index=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    locale: Mapped[str] = mapped_column(String(8), default="zh-CN")
+
+
+class BranchHistory(Base):
+    """Every branch a person has belonged to: a member's record must name one of them."""
+
+    __tablename__ = "branch_history"
+    member_id: Mapped[str] = mapped_column(ForeignKey("person.member_id"), primary_key=True)
+    branch_id: Mapped[str] = mapped_column(ForeignKey("branch.branch_id"), primary_key=True)
+    since: Mapped[dt.datetime]
+
+
+class Campaign(Base):
+    __tablename__ = "campaign"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(String(400))
+    timezone: Mapped[str] = mapped_column(String(64))
+    study_hours: Mapped[float] = mapped_column(Float)
+    concentrated_days: Mapped[int]
+    publicity_days: Mapped[int]
+    excellent_num: Mapped[int]
+    excellent_den: Mapped[int]
+    reminders_days_before: Mapped[list[Any]]
+    escalation_days: Mapped[dict[str, Any]]
+    plan: Mapped[dict[str, Any]]
+    loaded_at: Mapped[dt.datetime]
+
+
+class Phase(Base):
+    __tablename__ = "phase"
+    campaign_key: Mapped[str] = mapped_column(ForeignKey("campaign.key"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int]
+    start: Mapped[dt.date] = mapped_column(Date)
+    end: Mapped[dt.date] = mapped_column(Date)
+    starts_at: Mapped[dt.datetime]
+    deadline_at: Mapped[dt.datetime]
+
+
+class MemberProgress(Base):
+    """A member's place in one campaign; every update is a compare-and-set on `state` (and bumps `version`)."""
+
+    __tablename__ = "member_progress"
+    campaign_key: Mapped[str] = mapped_column(ForeignKey("campaign.key"), primary_key=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("person.member_id"), primary_key=True)
+    state: Mapped[str] = mapped_column(StateName)
+    state_since: Mapped[dt.datetime]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    prior_state: Mapped[str | None] = mapped_column(StateName)
+    step: Mapped[str | None] = mapped_column(String(40), index=True)
+    """The id of the bulk statement that last changed the row: the log is written from exactly those rows."""
+
+    __table_args__ = (Index("ix_member_progress_state", "campaign_key", "state"),)
+
+
+class BranchProgress(Base):
+    __tablename__ = "branch_progress"
+    campaign_key: Mapped[str] = mapped_column(ForeignKey("campaign.key"), primary_key=True)
+    branch_id: Mapped[str] = mapped_column(ForeignKey("branch.branch_id"), primary_key=True)
+    state: Mapped[str] = mapped_column(StateName)
+    state_since: Mapped[dt.datetime]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    step: Mapped[str | None] = mapped_column(String(40), index=True)
+
+
+class ImportRecord(Base):
+    """One imported file (or loaded plan): its content hash makes a second import of the same file a no-op."""
+
+    __tablename__ = "import_record"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(64), default="")
+    sha256: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(Text)
+    rows: Mapped[int]
+    at: Mapped[dt.datetime]
+    actor: Mapped[str] = mapped_column(String(64))
+    __table_args__ = (UniqueConstraint("kind", "scope", "sha256", name="uq_import_record_content"),)
+
+
+class Evidence(Base):
+    """One fact: a sitting of study, a submission, a meeting with its sign-ins …; `id` keeps import order."""
+
+    __tablename__ = "evidence"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    member_id: Mapped[str | None] = mapped_column(Id)
+    branch_id: Mapped[str] = mapped_column(Id)
+    kind: Mapped[str] = mapped_column(String(32))
+    date: Mapped[dt.date] = mapped_column(Date)
+    value: Mapped[str] = mapped_column(Text, default="")
+    num: Mapped[float | None] = mapped_column(Float)
+    ref: Mapped[str | None] = mapped_column(String(200), unique=True)
+    import_id: Mapped[int | None] = mapped_column(Integer)
+    __table_args__ = (
+        Index("ix_evidence_member", "member_id", "kind", "date"),
+        Index("ix_evidence_branch", "branch_id", "kind", "date"),
+    )
+
+
+class BallotMeeting(Base):
+    """A branch member meeting's secret ballot: who was entitled and present — never who voted how."""
+
+    __tablename__ = "ballot_meeting"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    campaign_key: Mapped[str] = mapped_column(ForeignKey("campaign.key"), index=True)
+    branch_id: Mapped[str] = mapped_column(ForeignKey("branch.branch_id"))
+    date: Mapped[dt.date] = mapped_column(Date)
+    entitled: Mapped[int]
+    present: Mapped[int]
+    recorded_at: Mapped[dt.datetime]
+
+
+class BallotTally(Base):
+    """The counts for one member at one meeting; the outcome is the rating that stands, or 'void'."""
+
+    __tablename__ = "ballot_tally"
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("ballot_meeting.id"), primary_key=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("person.member_id"), primary_key=True)
+    qualified: Mapped[int]
+    basically_qualified: Mapped[int]
+    unqualified: Mapped[int]
+    outcome: Mapped[str] = mapped_column(String(32))
+
+
+class Appraisal(Base):
+    """A member's appraisal as it stands: the current rating, its approval, publicity, objection, selection."""
+
+    __tablename__ = "appraisal"
+    campaign_key: Mapped[str] = mapped_column(ForeignKey("campaign.key"), primary_key=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("person.member_id"), primary_key=True)
+    rating: Mapped[str | None] = mapped_column(String(32))
+    meeting_id: Mapped[int | None] = mapped_column(Integer)
+    rated_at: Mapped[dt.datetime | None]
+    approved_at: Mapped[dt.datetime | None]
+    approved_by: Mapped[str | None] = mapped_column(Id)
+    publicity_ends_at: Mapped[dt.datetime | None]
+    objection_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    final_at: Mapped[dt.datetime | None]
+    excellent: Mapped[bool] = mapped_column(Boolean, default=False)
+    withdrawal_confirmed_at: Mapped[dt.datetime | None]
+    withdrawal_confirmed_by: Mapped[str | None] = mapped_column(Id)
+    step: Mapped[str | None] = mapped_column(String(40), index=True)
+
+
+class FiredDeadline(Base):
+    """A deadline (or the campaign's start) that has fired: the database's guarantee of once-only."""
+
+    __tablename__ = "fired_deadline"
+    campaign_key: Mapped[str] = mapped_column(ForeignKey("campaign.key"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    due_at: Mapped[dt.datetime]
+    fired_at: Mapped[dt.datetime]
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class DoneChunk(Base):
+    """A chunk of branches (lo..hi) that a firing has finished: a crashed firing resumes after it."""
+
+    __tablename__ = "done_chunk"
+    campaign_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    deadline: Mapped[str] = mapped_column(String(32), primary_key=True)
+    lo: Mapped[str] = mapped_column(Id, primary_key=True)
+    hi: Mapped[str] = mapped_column(Id)
+    done_at: Mapped[dt.datetime]
+    advanced: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class TransitionLog(Base):
+    """Append-only: every change and every operator action. No code path updates or deletes a row."""
+
+    __tablename__ = "transition_log"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    campaign_key: Mapped[str] = mapped_column(String(64), index=True)
+    member_id: Mapped[str | None] = mapped_column(Id, index=True)
+    branch_id: Mapped[str | None] = mapped_column(Id)
+    from_state: Mapped[str | None] = mapped_column(StateName)
+    to_state: Mapped[str | None] = mapped_column(StateName)
+    cause: Mapped[str] = mapped_column(String(64))
+    trigger: Mapped[str | None] = mapped_column(String(32))
+    sweep_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[dt.datetime]
+    block: Mapped[str] = mapped_column(String(40), index=True)
+
+
+class AuditSeal(Base):
+    """Seals one block of log entries (one transaction) with a hash over them and the previous seal."""
+
+    __tablename__ = "audit_seal"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    block: Mapped[str] = mapped_column(String(40), unique=True)
+    entries: Mapped[int]
+    digest: Mapped[str] = mapped_column(String(64))
+    prev_digest: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime]
+
+
+class Notice(Base):
+    """The outbox: one notice to one recipient, keyed by its cause; rendered only at delivery."""
+
+    __tablename__ = "notice"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(400), unique=True)
+    event: Mapped[str] = mapped_column(String(32), index=True)
+    campaign_key: Mapped[str] = mapped_column(String(64))
+    recipient_id: Mapped[str] = mapped_column(Id)
+    context: Mapped[dict[str, Any]]
+    queued_at: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[dt.datetime | None]

@@ -1,0 +1,198 @@
+"""Operator actions on members: retry, exempt, refer and resume — each checked, logged and sealed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from states import audit, authority
+from states import branch as branch_machine
+from states import member as member_machine
+from states.conditions import Row
+from states.engine import Cause, move_branches, move_members, of_branch_ids, of_members
+from states.errors import ConditionsUnmet, NotFound, Refused
+from states.evaluate import context
+from states.machine import PHASES, Subject
+from states.models import BranchProgress, MemberProgress, Person
+from states.status import member_view, passed_phases
+from states.sweep import _enter_phase_notices, _oath_notices, fired
+
+
+def member_of(session: Session, key: str, member_id: str) -> tuple[Person, MemberProgress]:
+    person = session.get(Person, member_id)
+    if person is None:
+        raise NotFound(f"unknown member {member_id!r}")
+    progress = session.get(MemberProgress, (key, member_id))
+    if progress is None:
+        raise NotFound(f"member {member_id!r} takes no part in campaign {key!r}")
+    return person, progress
+
+
+def step_member(
+    session: Session,
+    key: str,
+    member_id: str,
+    trigger: str,
+    cause: Cause,
+    at: dt.datetime,
+    results: dict[str, bool] | None = None,
+) -> str:
+    """Fire one trigger on one member through the Machine; compare-and-set the row; log it. Returns the new state."""
+    _person, progress = member_of(session, key, member_id)
+    subject = Subject(progress.state, results or {}, prior=progress.prior_state)
+    before, version = progress.state, progress.version
+    if not member_machine.machine().fire(subject, trigger):
+        raise ConditionsUnmet(f"{member_id}: '{trigger}' is refused from '{before}': its conditions do not hold")
+    values: dict[str, Any] = {"state": subject.state, "state_since": at, "version": version + 1}
+    if subject.state in ("exempt", "referred"):
+        values["prior_state"] = before
+    elif before in ("exempt", "referred"):
+        values["prior_state"] = None
+    changed = session.execute(
+        update(MemberProgress)
+        .where(
+            MemberProgress.campaign_key == key,
+            MemberProgress.member_id == member_id,
+            MemberProgress.state == before,
+            MemberProgress.version == version,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not changed:
+        raise Refused(f"{member_id} changed while this action ran; look again and retry")
+    session.expire(progress)
+    audit.log(
+        session, campaign_key=key, member_id=member_id, branch_id=_person.branch_id, from_state=before,
+        to_state=subject.state, cause=cause.cause, trigger=trigger, actor=cause.actor, reason=cause.reason,
+        flow_run_id=cause.flow_run_id, at=at,
+    )
+    return subject.state
+
+
+def exempt(session: Session, key: str, member_id: str, actor: str, reason: str, at: dt.datetime, undo: bool = False) -> str:
+    person, progress = member_of(session, key, member_id)
+    authority.over_member(session, actor, person)
+    trigger = "unexempt" if undo else "exempt"
+    if undo and progress.state != "exempt":
+        raise Refused(f"{member_id} is not exempt (it is in {progress.state})")
+    if not undo and progress.state not in member_machine.ACTIVE:
+        raise Refused(f"{member_id} is in {progress.state}: it cannot be exempted")
+    return step_member(session, key, member_id, trigger, Cause("exempt_undo" if undo else "exempt", actor, reason), at)
+
+
+def refer(session: Session, key: str, member_id: str, actor: str, reason: str, at: dt.datetime) -> str:
+    person, progress = member_of(session, key, member_id)
+    authority.over_member(session, actor, person)
+    if progress.state not in member_machine.ACTIVE:
+        raise Refused(f"{member_id} is in {progress.state}: it cannot be referred")
+    return step_member(session, key, member_id, "refer", Cause("refer", actor, reason), at)
+
+
+def resume(session: Session, key: str, member_id: str, actor: str, reason: str, at: dt.datetime) -> str:
+    person, progress = member_of(session, key, member_id)
+    authority.over_member(session, actor, person)
+    if progress.state != "referred":
+        raise Refused(f"{member_id} is not referred (it is in {progress.state})")
+    return step_member(session, key, member_id, "resume", Cause("resume", actor, reason), at)
+
+
+@dataclass
+class RetryResult:
+    advanced: dict[str, list[str]] = field(default_factory=dict)  # id → states passed through
+    held: dict[str, dict[str, Any]] = field(default_factory=dict)  # id → state and unmet conditions
+    moved_members: int = 0
+    moved_branches: int = 0
+
+
+def advance_scope(
+    session: Session, key: str, at: dt.datetime, cause: Cause, members: list[str] | None, branches: list[str] | None
+) -> tuple[int, int]:
+    """The stuck pass for a scope: phase by phase, branches then members, as far as conditions allow at T."""
+    ctx = context(session, key, at)
+    done = fired(session, key)
+    moved_b = moved_m = 0
+    for phase in PHASES:
+        if phase not in done:
+            break
+        if branches is not None:
+            edge = branch_machine.advance_edge(phase)
+            assert edge is not None
+            step, n = move_branches(session, ctx, edge, lambda row: row.bp.branch_id.in_(branches), cause)
+            moved_b += n
+            if n and edge.dest == "pledge":
+                _oath_notices(session, ctx, key, step)
+        edge = member_machine.advance_edge(phase)
+        assert edge is not None
+        scope = of_members(members) if members is not None else of_branch_ids(branches or [])
+        step, n = move_members(session, ctx, edge, scope, cause)
+        moved_m += n
+        if n:
+            _enter_phase_notices(session, ctx, key, step, edge.dest)
+    return moved_m, moved_b
+
+
+def retry(
+    session: Session,
+    key: str,
+    actor: str,
+    reason: str,
+    at: dt.datetime,
+    members: list[str] | None = None,
+    branches: list[str] | None = None,
+    all_stuck: bool = False,
+    flow_run_id: str | None = None,
+) -> RetryResult:
+    """Re-check and advance the named members or branches (or every stuck one the actor may act on)."""
+    person = authority.may_change(session, actor)
+    result = RetryResult()
+    if all_stuck:
+        if person.role in authority.LEADERS:
+            branches = list(session.scalars(select(BranchProgress.branch_id).where(BranchProgress.campaign_key == key)))
+        elif person.role == "branch_secretary" and person.branch_id:
+            branches = [person.branch_id]
+        else:
+            authority.over_branch(session, actor, "*")
+    for branch_id in branches or []:
+        if session.get(BranchProgress, (key, branch_id)) is None:
+            raise NotFound(f"branch {branch_id!r} takes no part in campaign {key!r}")
+        authority.over_branch(session, actor, branch_id)
+    before: dict[str, str] = {}
+    for member_id in members or []:
+        target, progress = member_of(session, key, member_id)
+        authority.over_member(session, actor, target)
+        before[member_id] = progress.state
+    cause = Cause("retry", actor, reason, flow_run_id)
+    if members:
+        result.moved_members, _ = advance_scope(session, key, at, cause, members, None)
+    if branches:
+        moved_m, result.moved_branches = advance_scope(session, key, at, cause, None, branches)
+        result.moved_members += moved_m
+    session.flush()
+    for member_id, state in before.items():
+        now = session.scalar(
+            select(MemberProgress.state).where(MemberProgress.campaign_key == key, MemberProgress.member_id == member_id)
+        )
+        if now != state:
+            result.advanced[member_id] = [state, str(now)]
+        else:
+            view = member_view(session, key, member_id, at)
+            if not view["stuck"]:
+                view["unmet"] = view["unmet"] or []
+                view["why"] = "not stuck: its phase's deadline has not passed"
+            result.held[member_id] = {"state": state, "unmet": view["unmet"], **({"why": view["why"]} if "why" in view else {})}
+    passed = set(passed_phases(session, key, at))
+    for branch_id in branches or []:
+        state = session.scalar(
+            select(BranchProgress.state).where(BranchProgress.campaign_key == key, BranchProgress.branch_id == branch_id)
+        )
+        if state in passed and not all_stuck:
+            result.held[branch_id] = {"state": state}
+    return result
+
+
+__all__ = ["exempt", "refer", "resume", "retry", "step_member", "member_of", "Row"]

@@ -1,0 +1,177 @@
+"""Loading a campaign plan (YAML): validated whole, then the campaign and its phases created or updated."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.orm import Session
+
+from states import audit
+from states.clock import day_start, deadline_of, zone
+from states.errors import MalformedFile
+from states.machine import PHASES
+from states.models import Campaign, Phase
+from states.roster import enrol_newcomers
+
+KEY = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+class PhaseWindow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    start: dt.date
+    end: dt.date
+
+
+class Thresholds(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    study_hours: float = Field(50, gt=0, le=10_000)
+    concentrated_days: int = Field(3, ge=0, le=366)
+    publicity_days: int = Field(5, ge=0, le=366)
+    excellent_max_fraction: Fraction = Fraction(1, 3)
+
+    @field_validator("excellent_max_fraction", mode="before")
+    @classmethod
+    def _fraction(cls, value: Any) -> Fraction:
+        try:
+            fraction = Fraction(str(value).strip())
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(f"{value!r} is not a fraction like 1/3") from None
+        if not 0 <= fraction <= 1:
+            raise ValueError("must lie between 0 and 1")
+        return fraction
+
+
+class Escalation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    direct: int = Field(3, ge=0)
+    second: int = Field(7, ge=0)
+    first: int = Field(14, ge=0)
+
+    @model_validator(mode="after")
+    def _ascending(self) -> Escalation:
+        if not self.direct <= self.second <= self.first:
+            raise ValueError("escalation days must not decrease: direct ≤ second ≤ first")
+        return self
+
+
+class Plan(BaseModel):
+    """A plan file as CONTRACT.md writes it; every number a default the file may override."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: str
+    title: str = Field(min_length=1, max_length=400)
+    timezone: str = "Asia/Shanghai"
+    phases: list[PhaseWindow]
+    thresholds: Thresholds = Thresholds()
+    reminders_days_before: list[int] = [7, 3, 1]
+    escalation_days: Escalation = Escalation()
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        if not KEY.match(value) or len(value) > 64:
+            raise ValueError("lowercase letters, digits and dashes only")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        zone(value)
+        return value
+
+    @field_validator("reminders_days_before")
+    @classmethod
+    def _reminders(cls, value: list[int]) -> list[int]:
+        if any(k < 1 or k > 366 for k in value):
+            raise ValueError("reminders are whole days before a deadline, 1..366")
+        return sorted(set(value), reverse=True)
+
+    @model_validator(mode="after")
+    def _phases(self) -> Plan:
+        names = [p.name for p in self.phases]
+        if names != list(PHASES):
+            raise ValueError(f"phases must be, in order: {', '.join(PHASES)}")
+        previous: PhaseWindow | None = None
+        for phase in self.phases:
+            if phase.end < phase.start:
+                raise ValueError(f"phase {phase.name} ends before it starts")
+            if previous is not None and phase.start <= previous.end:
+                raise ValueError(f"phase {phase.name} starts before {previous.name} has ended")
+            previous = phase
+        return self
+
+
+def read_plan(path: Path | str) -> tuple[Plan, str]:
+    name = str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise MalformedFile(name, None, None, f"cannot read: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise MalformedFile(name, None, None, "is not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise MalformedFile(name, line, None, f"is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise MalformedFile(name, None, None, "is not a plan (a mapping with key, title, phases …)")
+    try:
+        plan = Plan.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"]) or None
+        raise MalformedFile(name, None, where, error["msg"]) from None
+    return plan, hashlib.sha256(raw).hexdigest()
+
+
+def load_plan(session: Session, plan: Plan, actor: str, at: dt.datetime) -> Campaign:
+    """Create or update the campaign; deadlines already fired stay fired; participants get their progress rows."""
+    fraction = plan.thresholds.excellent_max_fraction
+    values = {
+        "title": plan.title,
+        "timezone": plan.timezone,
+        "study_hours": plan.thresholds.study_hours,
+        "concentrated_days": plan.thresholds.concentrated_days,
+        "publicity_days": plan.thresholds.publicity_days,
+        "excellent_num": fraction.numerator,
+        "excellent_den": fraction.denominator,
+        "reminders_days_before": plan.reminders_days_before,
+        "escalation_days": plan.escalation_days.model_dump(),
+        "plan": plan.model_dump(mode="json"),
+        "loaded_at": at,
+    }
+    campaign = session.get(Campaign, plan.key)
+    created = campaign is None
+    if campaign is None:
+        campaign = Campaign(key=plan.key, **values)
+        session.add(campaign)
+    else:
+        for name, value in values.items():
+            setattr(campaign, name, value)
+    session.flush()
+    for seq, window in enumerate(plan.phases):
+        phase = session.get(Phase, (plan.key, window.name))
+        if phase is None:
+            phase = Phase(campaign_key=plan.key, name=window.name)
+            session.add(phase)
+        phase.seq = seq
+        phase.start, phase.end = window.start, window.end
+        phase.starts_at = day_start(window.start, plan.timezone)
+        phase.deadline_at = deadline_of(window.end, plan.timezone)
+    session.flush()
+    enrol_newcomers(session, plan.key, actor, at)
+    audit.log(
+        session, campaign_key=plan.key, member_id=None, branch_id=None, from_state=None, to_state=None,
+        cause="plan_load", actor=actor, reason="created" if created else "updated", at=at,
+    )
+    return campaign

@@ -1,0 +1,29 @@
+"""One settings object for the whole service (environment prefix CAMPAIGN_), created by a function."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where the data lives and how notices leave; tests build their own instance."""
+
+    model_config = SettingsConfigDict(env_prefix="CAMPAIGN_", extra="ignore")
+
+    database_url: str = "sqlite:///var/campaign.db"
+    outbox_dir: Path = Path("var/outbox")
+    report_dir: Path = Path("var/reports")
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "campaign@localhost"
+    chunk_branches: int = 200
+    """Branches per sweep chunk: one transaction (and one Prefect task) per chunk."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (CAMPAIGN_*) and apply explicit overrides."""
+    return Settings(**overrides)  # type: ignore[arg-type]
