@@ -175,7 +175,9 @@ class SmtpChannel:
             connection.send_message(_seven_bit(message), self.envelope_sender, recipients)
         elif all(address.isascii() for address in (self.envelope_sender, *recipients)):
             # The bodies are 8-bit UTF-8 (readable in the file outbox); declare it, as RFC 6152 asks.
-            connection.send_message(message, self.envelope_sender, recipients, mail_options=("BODY=8BITMIME",))
+            connection.send_message(
+                message, self.envelope_sender, recipients, mail_options=("BODY=8BITMIME",)
+            )
         else:
             # smtplib declares SMTPUTF8 and 8BITMIME itself for non-ASCII addresses.
             connection.send_message(message, self.envelope_sender, recipients)

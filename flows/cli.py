@@ -536,6 +536,22 @@ def audit_cmd(app: App, campaign: str, member: str | None, branch: str | None, v
         click.echo(f"{e['at']}  {subject:<10} {move:<32} {e['cause']:<20} {e['actor']}  {e['reason']}")
 
 
+@cli.command()
+@click.argument("campaign")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="default: var/reports/CAMPAIGN")
+@at_option
+@pass_app
+def report(app: App, campaign: str, out_dir: Path | None, at_text: str | None) -> None:
+    """Write the campaign's reports as HTML: index.html and one page per branch."""
+    from flows.report import write_report
+
+    at = app.at(at_text, campaign)
+    target = out_dir or app.settings.report_dir / campaign
+    with app.read() as session:
+        written = write_report(session, campaign, target, at)
+    click.echo(f"{len(written)} pages written to {target} (open {target / 'index.html'})")
+
+
 def main() -> None:
     """Entry point: a user's mistake is one line on stderr and exit 1 or 2, never a traceback."""
     try:

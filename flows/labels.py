@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Literal, TypeAlias, TypeGuard
 from zoneinfo import ZoneInfo
 
 Locale: TypeAlias = Literal["zh-CN", "en"]
@@ -128,7 +128,11 @@ CONDITIONS: dict[str, ConditionWords] = {
     "concentrated_days": _words(
         True,
         ("集中学习培训天数", "未参加", "其中集中学习培训不少于{n}天"),
-        ("concentrated training days", "none attended", "of which concentrated training on at least {n} days"),
+        (
+            "concentrated training days",
+            "none attended",
+            "of which concentrated training on at least {n} days",
+        ),
     ),
     "study_check": _words(
         False,
@@ -160,7 +164,11 @@ CONDITIONS: dict[str, ConditionWords] = {
     "good_deed": _words(
         False,
         ("好事实事", "未记录", "为基层和群众办好事实事"),
-        ("good deed", "none recorded", "do at least one practical good deed for the grassroots or the public"),
+        (
+            "good deed",
+            "none recorded",
+            "do at least one practical good deed for the grassroots or the public",
+        ),
     ),
     # member: consolidation → pledge (the appraisal)
     "pledge_application": _words(
@@ -184,7 +192,11 @@ CONDITIONS: dict[str, ConditionWords] = {
     "approval": _words(
         False,
         ("上级党委审批", "未批准", "评定意见经上级党委审查批准"),
-        ("approval by the upper party committee", "not yet given", "have your rating approved by the upper party committee"),
+        (
+            "approval by the upper party committee",
+            "not yet given",
+            "have your rating approved by the upper party committee",
+        ),
     ),
     "publicity": _words(
         False,
@@ -220,7 +232,12 @@ CONDITIONS: dict[str, ConditionWords] = {
     # member: held by its branch (a member never moves ahead of it)
     "branch": _words(
         False,
-        ("所在党支部", "尚未完成本阶段工作", "所在党支部完成本阶段工作", "所在党支部：尚处于{have}，未转入{need}"),
+        (
+            "所在党支部",
+            "尚未完成本阶段工作",
+            "所在党支部完成本阶段工作",
+            "所在党支部：尚处于{have}，未转入{need}",
+        ),
         (
             "your branch",
             "has not finished this phase",
@@ -266,7 +283,11 @@ CONDITIONS: dict[str, ConditionWords] = {
     "theme_activity": _words(
         False,
         ("转变机关作风主题活动", "未开展", "开展转变机关作风主题活动"),
-        ("theme activity on the organ's working style", "not held", "hold the theme activity on the working style"),
+        (
+            "theme activity on the organ's working style",
+            "not held",
+            "hold the theme activity on the working style",
+        ),
     ),
     "oath_ceremony": _words(
         False,
@@ -275,7 +296,10 @@ CONDITIONS: dict[str, ConditionWords] = {
     ),
 }
 
-_DEFAULT_MISMATCH: dict[Locale, str] = {"zh-CN": "{label}：{have}（要求：{need}）", "en": "{label}: {have} (needs {need})"}
+_DEFAULT_MISMATCH: dict[Locale, str] = {
+    "zh-CN": "{label}：{have}（要求：{need}）",
+    "en": "{label}: {have} (needs {need})",
+}
 _MISSING: dict[Locale, str] = {"zh-CN": "{label}：{missing}", "en": "{label}: {missing}"}
 _AMOUNT: dict[Locale, str] = {"zh-CN": "{label} {have}/{need}", "en": "{label} {have} of {need}"}
 _AT_LEAST: dict[Locale, str] = {"zh-CN": "{label}：不少于{n}", "en": "{label}: at least {n}"}
@@ -327,7 +351,7 @@ def condition_label(condition: str, locale: Locale) -> str:
     return condition_text(condition, locale).label
 
 
-def is_number(value: object) -> bool:
+def is_number(value: object) -> TypeGuard[int | float]:
     """A real amount: `True` is an int to Python but a flag to us."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -364,7 +388,9 @@ def describe_unmet(condition: str, have: Figure, need: Figure, locale: Locale) -
     words = CONDITIONS.get(condition)
     text = condition_text(condition, locale)
     if words is not None and words.counted and is_number(need) and (have is None or is_number(have)):
-        return _AMOUNT[locale].format(label=text.label, have=format_number(have or 0), need=format_number(need))
+        return _AMOUNT[locale].format(
+            label=text.label, have=format_number(have or 0), need=format_number(need)
+        )
     if _is_missing(have) and (_is_flag(need) or isinstance(need, str)):
         return _MISSING[locale].format(label=text.label, missing=text.missing)
     if is_number(have) and is_number(need):

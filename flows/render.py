@@ -231,7 +231,7 @@ class LaggingBranch(_Context):
 
 def _in_state_order(counts: dict[StateName, NonNegative]) -> dict[StateName, NonNegative]:
     # The producer's dict order is whatever its query returned; people read states along the path.
-    return {state: counts[state] for state in labels.STATES if state in counts}  # type: ignore[misc]
+    return {state: counts[state] for state in labels.STATES if state in counts}
 
 
 class DailyDigest(NoticeContext):
@@ -392,7 +392,7 @@ def render_notice(env: Environment, event: str, locale: str, context: Mapping[st
     """
     if locale not in labels.LOCALES:
         raise ValueError(f"unknown locale {locale!r}; expected one of {', '.join(labels.LOCALES)}")
-    loc: Locale = locale  # type: ignore[assignment]
+    loc: Locale = locale
     values: dict[str, Any] = validate_context(event, context).model_dump()
     values.update(locale=loc, event=event)
     text_template = env.get_template(template_name(event, loc, "txt"))
@@ -445,8 +445,12 @@ def build_message(
     message["Auto-Submitted"] = "auto-generated"
     message["X-Campaign-Event"] = event
     message["X-Campaign-Key"] = key
-    message.set_content(rendered.text, subtype="plain", charset="utf-8", cte=_transfer_encoding(rendered.text))
-    message.add_alternative(rendered.html, subtype="html", charset="utf-8", cte=_transfer_encoding(rendered.html))
+    message.set_content(
+        rendered.text, subtype="plain", charset="utf-8", cte=_transfer_encoding(rendered.text)
+    )
+    message.add_alternative(
+        rendered.html, subtype="html", charset="utf-8", cte=_transfer_encoding(rendered.html)
+    )
     # Set last: turning the message multipart moves every Content-* header into the first part.
     message["Content-Language"] = rendered.locale
     return message

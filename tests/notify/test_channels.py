@@ -28,7 +28,11 @@ KEY = "M001:deadline_reminder:sfao-2024:study:3"
 SUBJECT_WORDS = "距教育学习阶段截止还有3天"
 CONTEXT: dict[str, Any] = {
     "recipient": {"member_id": "M001", "name": "王建华", "email": "wang@example.org", "locale": "zh-CN"},
-    "campaign": {"key": "sfao-2024", "title": "省外办保持共产党员先进性教育活动", "timezone": "Asia/Shanghai"},
+    "campaign": {
+        "key": "sfao-2024",
+        "title": "省外办保持共产党员先进性教育活动",
+        "timezone": "Asia/Shanghai",
+    },
     "member": {"member_id": "M001", "name": "王建华"},
     "branch": {"branch_id": "B01", "name": "机关第一党支部"},
     "phase": "study",
@@ -41,7 +45,9 @@ CONTEXT: dict[str, Any] = {
 @pytest.fixture(scope="module")
 def notice_message() -> EmailMessage:
     rendered = render_notice(make_environment(), "deadline_reminder", "zh-CN", CONTEXT)
-    return build_message(KEY, "deadline_reminder", "先教办 <office@example.org>", "王建华", "wang@example.org", rendered)
+    return build_message(
+        KEY, "deadline_reminder", "先教办 <office@example.org>", "王建华", "wang@example.org", rendered
+    )
 
 
 def make(key: str, to_addr: str | None = "wang@example.org") -> EmailMessage:
@@ -196,7 +202,9 @@ def test_one_connection_serves_a_batch(server: tuple[Recorder, int]) -> None:
     assert len({peer for peer, *_ in recorder.received}) == 1
 
 
-def test_a_refusing_server_raises_then_delivery_succeeds_after_it_recovers(server: tuple[Recorder, int]) -> None:
+def test_a_refusing_server_raises_then_delivery_succeeds_after_it_recovers(
+    server: tuple[Recorder, int],
+) -> None:
     recorder, port = server
     recorder.refusals = ["451 try later", "451 try later"]
     with channel_for(port) as channel:
@@ -261,5 +269,7 @@ def test_for_a_server_without_8bitmime_bodies_become_quoted_printable(notice_mes
     assert [part["Content-Transfer-Encoding"] for part in leaves] == ["quoted-printable"] * 2
     assert converted.as_bytes().isascii()
     original = [part.get_content() for part in notice_message.walk() if not part.is_multipart()]
-    assert [part.get_content() for part in parse(converted.as_bytes()).walk() if not part.is_multipart()] == original
+    assert [
+        part.get_content() for part in parse(converted.as_bytes()).walk() if not part.is_multipart()
+    ] == original
     assert converted["Message-ID"] == notice_message["Message-ID"]

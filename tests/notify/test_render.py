@@ -29,9 +29,18 @@ from flows.render import (
 HOSTILE = "<script>alert(1)</script>"
 FORMULA = "=cmd|' /C calc'!A0"
 
-CAMPAIGN: dict[str, Any] = {"key": "sfao-2024", "title": "省外办保持共产党员先进性教育活动", "timezone": "Asia/Shanghai"}
+CAMPAIGN: dict[str, Any] = {
+    "key": "sfao-2024",
+    "title": "省外办保持共产党员先进性教育活动",
+    "timezone": "Asia/Shanghai",
+}
 BRANCH: dict[str, Any] = {"branch_id": "B01", "name": "机关第一党支部"}
-SECRETARY: dict[str, Any] = {"member_id": "S001", "name": "李秀英", "email": "li@example.org", "locale": "zh-CN"}
+SECRETARY: dict[str, Any] = {
+    "member_id": "S001",
+    "name": "李秀英",
+    "email": "li@example.org",
+    "locale": "zh-CN",
+}
 MEMBER_UNMET: list[dict[str, Any]] = [
     {"condition": "study_hours", "have": 38, "need": 50},
     {"condition": "concentrated_days", "have": 2, "need": 3},
@@ -41,7 +50,9 @@ MEMBER_UNMET: list[dict[str, Any]] = [
 ]
 
 
-def sample_contexts(name: str = "王建华", email_addr: str | None = "wang@example.org") -> dict[str, dict[str, Any]]:
+def sample_contexts(
+    name: str = "王建华", email_addr: str | None = "wang@example.org"
+) -> dict[str, dict[str, Any]]:
     """One context per event, as the dispatcher passes them; `name` is the member's (and recipient's) name."""
     member = {"member_id": "M001", "name": name}
     base = {"recipient": {**member, "email": email_addr, "locale": "zh-CN"}, "campaign": CAMPAIGN}
@@ -104,7 +115,13 @@ def sample_contexts(name: str = "王建华", email_addr: str | None = "wang@exam
             ],
         },
         "admonishment_due": {**base, "member": member, "branch": BRANCH, "to_secretary": False},
-        "rating_final": {**base, "member": member, "branch": BRANCH, "rating": "qualified", "excellent": True},
+        "rating_final": {
+            **base,
+            "member": member,
+            "branch": BRANCH,
+            "rating": "qualified",
+            "excellent": True,
+        },
         "withdrawal_pending": {
             **base,
             "member": member,
@@ -112,7 +129,13 @@ def sample_contexts(name: str = "王建华", email_addr: str | None = "wang@exam
             "deadline": "2024-08-15",
             "to_secretary": False,
         },
-        "oath_ceremony": {**base, "branch": BRANCH, "member": member, "phase": "pledge", "deadline": "2024-08-31"},
+        "oath_ceremony": {
+            **base,
+            "branch": BRANCH,
+            "member": member,
+            "phase": "pledge",
+            "deadline": "2024-08-31",
+        },
         "daily_digest": {
             **base,
             "day": "2024-05-02",
@@ -196,7 +219,13 @@ def test_reminder_names_each_gap_with_figures(env: jinja2.Environment) -> None:
     context = sample_contexts()["deadline_reminder"]
     zh = render_notice(env, "deadline_reminder", "zh-CN", context).text
     en = render_notice(env, "deadline_reminder", "en", context).text
-    for line in ("学时 38/50", "集中学习培训天数 2/3", "学习培训成果检查：未通过", "剖析报告：未提交", "2024年4月30日"):
+    for line in (
+        "学时 38/50",
+        "集中学习培训天数 2/3",
+        "学习培训成果检查：未通过",
+        "剖析报告：未提交",
+        "2024年4月30日",
+    ):
         assert line in zh
     for line in ("study hours 38 of 50", "self-analysis report: not submitted", "30 April 2024", "3 days"):
         assert line in en
@@ -227,7 +256,9 @@ def test_secretary_and_member_wording_differ(env: jinja2.Environment) -> None:
 
 def test_ratings_and_counts_are_shown_never_votes(env: jinja2.Environment) -> None:
     approval = render_notice(env, "approval_requested", "zh-CN", sample_contexts()["approval_requested"])
-    assert "合格：10名" in approval.text and "基本合格：1名" in approval.text and "不合格：1名" in approval.text
+    assert (
+        "合格：10名" in approval.text and "基本合格：1名" in approval.text and "不合格：1名" in approval.text
+    )
     publicity = render_notice(env, "publicity_started", "zh-CN", sample_contexts()["publicity_started"])
     assert "王建华（M001）：合格" in publicity.text and "陈静（M002）：基本合格" in publicity.text
     # A tally can never ride along: the contexts refuse fields they do not declare.
@@ -249,7 +280,9 @@ def test_digest_lists_states_along_the_path_with_totals(env: jinja2.Environment)
     text = render_notice(env, "daily_digest", "zh-CN", sample_contexts()["daily_digest"]).text
     assert text.index("教育学习：20") < text.index("分析评议：150") < text.index("免予参加：3")
     assert "党员（共175名）" in text and "滞留：党员20名，党支部1个" in text
-    empty = render_notice(env, "daily_digest", "en", {**sample_contexts()["daily_digest"], "lagging": []}).text
+    empty = render_notice(
+        env, "daily_digest", "en", {**sample_contexts()["daily_digest"], "lagging": []}
+    ).text
     assert "Branches lagging behind:\n  none" in empty
 
 
@@ -296,7 +329,10 @@ def test_environment_loads_from_an_absolute_path(tmp_path: Path, monkeypatch: py
         ("branch_escalation", {"level": "zeroth"}),
         ("rating_final", {"rating": "basically_qualified", "excellent": True}),
         ("daily_digest", {"members": {"asleep": 3}}),
-        ("approval_requested", {"counts": {"qualified": 1, "basically_qualified": 0, "unqualified": 0, "votes": 7}}),
+        (
+            "approval_requested",
+            {"counts": {"qualified": 1, "basically_qualified": 0, "unqualified": 0, "votes": 7}},
+        ),
         ("oath_ceremony", {"phase": "study"}),
         ("admonishment_due", {"campaign": {**CAMPAIGN, "timezone": "Mars/Olympus"}}),
     ],
@@ -349,7 +385,9 @@ def test_a_formula_name_is_plain_text(env: jinja2.Environment) -> None:
     notice = render_notice(env, "rating_final", "zh-CN", sample_contexts(name=FORMULA)["rating_final"])
     assert FORMULA in notice.text
     assert FORMULA in html_lib.unescape(notice.html)
-    parsed = _round_trip(build_message("k", "rating_final", "office@example.org", FORMULA, "m@example.org", notice))
+    parsed = _round_trip(
+        build_message("k", "rating_final", "office@example.org", FORMULA, "m@example.org", notice)
+    )
     assert FORMULA in parsed.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
 
 
@@ -374,7 +412,9 @@ def _round_trip(message: email.message.EmailMessage) -> email.message.EmailMessa
 def test_message_is_multipart_alternative_utf8_with_campaign_headers(env: jinja2.Environment) -> None:
     notice = render_notice(env, "deadline_reminder", "zh-CN", sample_contexts()["deadline_reminder"])
     key = "M001:deadline_reminder:sfao-2024:study:3"
-    message = build_message(key, "deadline_reminder", "先教办 <office@example.org>", "王建华", "wang@example.org", notice)
+    message = build_message(
+        key, "deadline_reminder", "先教办 <office@example.org>", "王建华", "wang@example.org", notice
+    )
     parsed = _round_trip(message)
     assert parsed.get_content_type() == "multipart/alternative"
     parts = list(parsed.iter_parts())
@@ -440,8 +480,19 @@ def test_the_organisations_terms_are_used() -> None:
     assert zh["study_hours"] == "学时" and zh["analysis_report"] == "剖析报告"
     assert zh["satisfaction_evaluation"] == "满意度测评" and zh["heart_talk"] == "谈心交心"
     assert zh["pledge_application"] == "书面申请" and zh["followup"] == "诫勉谈话"
-    assert [labels.phase_label(p, "zh-CN") for p in labels.PHASES] == ["教育学习", "分析评议", "整改建设", "巩固提高", "宣誓承诺"]
-    assert [labels.level_label(v, "zh-CN") for v in labels.LEVELS] == ["具体责任人", "直接责任人", "第二责任人", "第一责任人"]
+    assert [labels.phase_label(p, "zh-CN") for p in labels.PHASES] == [
+        "教育学习",
+        "分析评议",
+        "整改建设",
+        "巩固提高",
+        "宣誓承诺",
+    ]
+    assert [labels.level_label(v, "zh-CN") for v in labels.LEVELS] == [
+        "具体责任人",
+        "直接责任人",
+        "第二责任人",
+        "第一责任人",
+    ]
 
 
 def test_labels_cover_every_condition_of_the_core() -> None:
@@ -460,8 +511,20 @@ def test_labels_cover_every_condition_of_the_core() -> None:
         ("analysis_report", False, True, "剖析报告：未提交", "self-analysis report: not submitted"),
         ("heart_talk", None, 1, "谈心交心：未记录", "heart-to-heart talk: none recorded"),
         ("heart_talk", 1, 2, "谈心交心 1/2", "heart-to-heart talk 1 of 2"),
-        ("study_check", "fail", "pass", "学习培训成果检查：未通过（要求：通过）", "check of learning results: failed (needs passed)"),
-        ("member_meeting_ballot", None, "rated", "党员大会无记名投票：未进行", "secret ballot of the member meeting: not held"),
+        (
+            "study_check",
+            "fail",
+            "pass",
+            "学习培训成果检查：未通过（要求：通过）",
+            "check of learning results: failed (needs passed)",
+        ),
+        (
+            "member_meeting_ballot",
+            None,
+            "rated",
+            "党员大会无记名投票：未进行",
+            "secret ballot of the member meeting: not held",
+        ),
         (
             "qualified",
             "unqualified",
@@ -470,7 +533,13 @@ def test_labels_cover_every_condition_of_the_core() -> None:
             "rating: unqualified (needs qualified or basically qualified)",
         ),
         ("followup", 0, 1, "诫勉谈话：未进行", "admonishment talk: not yet held"),
-        ("branch", "study", "analysis", "所在党支部：尚处于教育学习，未转入分析评议", "your branch: still at study, not yet at analysis and appraisal"),
+        (
+            "branch",
+            "study",
+            "analysis",
+            "所在党支部：尚处于教育学习，未转入分析评议",
+            "your branch: still at study, not yet at analysis and appraisal",
+        ),
         ("mobilization_meeting", 0, 1, "动员大会：未召开", "mobilisation meeting: not held"),
         ("concentrated_training", 2, 3, "集中学习培训天数 2/3", "concentrated training days 2 of 3"),
     ],
@@ -490,3 +559,17 @@ def test_asks_carry_the_plans_figures() -> None:
 def test_an_unknown_label_names_what_is_missing() -> None:
     with pytest.raises(KeyError, match="no en label for phase 'holiday'"):
         labels.phase_label("holiday", "en")
+
+
+def test_bodies_are_readable_8bit_utf8_unless_a_line_is_too_long(env: jinja2.Environment) -> None:
+    short = render_notice(env, "rating_final", "zh-CN", sample_contexts()["rating_final"])
+    long_name = "长" * 400  # 1,200 octets on one line: over RFC 5322's 998
+    long = render_notice(env, "rating_final", "zh-CN", sample_contexts(name=long_name)["rating_final"])
+    for notice, expected in ((short, "8bit"), (long, "quoted-printable")):
+        message = build_message("k", "rating_final", "office@example.org", "王建华", "m@example.org", notice)
+        parts = list(message.iter_parts())
+        assert [part["Content-Transfer-Encoding"] for part in parts] == [expected, expected]
+        assert [part.get_content() for part in _round_trip(message).iter_parts()] == [
+            notice.text,
+            notice.html,
+        ]

@@ -1,0 +1,1 @@
+"""Benchmarks: a synthetic campaign of N members timed end to end (make bench)."""
