@@ -55,6 +55,16 @@ def safe_filename(key: str) -> str:
     return f"{stem}-{digest}.eml"
 
 
+def _fsync_directory(directory: Path) -> None:
+    if not hasattr(os, "O_DIRECTORY"):  # Windows cannot open a directory; its renames are journalled anyway
+        return
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class FileChannel:
     """Writes each message to `<outbox_dir>/<safe name of the key>.eml`, atomically; the same key, the same file."""
 
@@ -77,6 +87,8 @@ class FileChannel:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp_name, target)
+            # The dispatcher records the notice as delivered once send() returns: make the rename itself durable.
+            _fsync_directory(self.outbox_dir)
         except BaseException as error:
             Path(tmp_name).unlink(missing_ok=True)
             if isinstance(error, OSError):
@@ -197,6 +209,7 @@ class SmtpChannel:
                 if not reused:
                     raise
                 # A connection kept across a batch may have been closed by the server while idle: one fresh try.
+                # (Should the server have taken the message after all, the stable Message-ID marks the duplicate.)
                 self._drop()
                 self._connection = self._connect()
                 self._transmit(self._connection, message, recipients)

@@ -16,18 +16,14 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from states import appraisal, audit, operations
+from states import audit
 from states.clock import parse_instant
 from states.csvio import read_text
 from states.db import ensure_schema, make_engine, upgrade
 from states.errors import CampaignError, NotFound
 from states.models import Campaign, TransitionLog
-from states.plan import load_plan, read_plan
-from states.records import import_records
-from states.roster import import_roster
 from states.settings import Settings, load_settings
 from states.status import branch_view, member_view, summary
-from states.sweep import sweep as run_sweep
 
 DEFAULT_TZ = "Asia/Shanghai"
 
@@ -70,6 +66,18 @@ class App:
 
     def at(self, text: str | None, key: str | None = None) -> dt.datetime:
         return parse_instant(text, self.timezone(key))
+
+
+def _appraisal() -> Any:
+    from states import appraisal
+
+    return appraisal
+
+
+def _operations() -> Any:
+    from states import operations
+
+    return operations
 
 
 def emit(data: Any, as_json: bool, human: Callable[[Any], str]) -> None:
@@ -129,6 +137,8 @@ def roster() -> None:
 @pass_app
 def roster_import(app: App, file: Path, actor: str | None, at_text: str | None) -> None:
     """Add or update units, branches and members (never deletes)."""
+    from states.roster import import_roster
+
     source = read_text(file)
     at = app.at(at_text)
     with app.write(at) as session:
@@ -154,6 +164,8 @@ def plan() -> None:
 @pass_app
 def plan_load(app: App, file: Path, actor: str | None, at_text: str | None) -> None:
     """Create or update a campaign from a plan; prints its key."""
+    from states.plan import load_plan, read_plan
+
     parsed, _digest = read_plan(file)
     at = parse_instant(at_text, parsed.timezone)
     with app.write(at) as session:
@@ -173,6 +185,8 @@ def record() -> None:
 @pass_app
 def record_import(app: App, file: Path, actor: str | None, at_text: str | None) -> None:
     """Add evidence (atomic: one bad row rejects the whole file)."""
+    from states.records import import_records
+
     source = read_text(file)
     at = app.at(at_text)
     with app.write(at) as session:
@@ -199,7 +213,7 @@ def ballot_import(app: App, campaign: str, file: Path, actor: str | None, at_tex
     source = read_text(file)
     at = app.at(at_text, campaign)
     with app.write(at) as session:
-        result = appraisal.import_ballot(session, campaign, source, actor or default_actor(), at)
+        result = _appraisal().import_ballot(session, campaign, source, actor or default_actor(), at)
     if result.unchanged:
         click.echo(f"{file}: already recorded, nothing changed")
         return
@@ -222,6 +236,8 @@ def ballot_import(app: App, campaign: str, file: Path, actor: str | None, at_tex
 @pass_app
 def sweep(app: App, campaign: str, at_text: str | None, dry_run: bool, as_json: bool, actor: str) -> None:
     """Fire every due deadline in order, advance all that may advance, queue the notices due."""
+    from states.sweep import sweep as run_sweep
+
     at = app.at(at_text, campaign)
     show = sys.stderr.isatty() and not dry_run
 
@@ -337,7 +353,7 @@ def retry(
         raise click.UsageError("name --member, --branch or --all-stuck")
     at = app.at(at_text, campaign)
     with app.write(at) as session:
-        result = operations.retry(
+        result = _operations().retry(
             session, campaign, actor, reason, at, members=list(members) or None,
             branches=list(branches) or None, all_stuck=all_stuck,
         )
@@ -379,7 +395,7 @@ def _single(action: Callable[[Session, dt.datetime], str | None], app: App, camp
 @pass_app
 def exempt(app: App, campaign: str, member: str, actor: str, reason: str, undo: bool, at_text: str | None) -> None:
     """Exempt a member (posted abroad, long-term ill …), or reverse it."""
-    _single(lambda s, at: operations.exempt(s, campaign, member, actor, reason, at, undo=undo), app, campaign, at_text, f"{member}: {{state}}")
+    _single(lambda s, at: _operations().exempt(s, campaign, member, actor, reason, at, undo=undo), app, campaign, at_text, f"{member}: {{state}}")
 
 
 @cli.command()
@@ -391,7 +407,7 @@ def exempt(app: App, campaign: str, member: str, actor: str, reason: str, undo: 
 @pass_app
 def refer(app: App, campaign: str, member: str, actor: str, reason: str, at_text: str | None) -> None:
     """A discipline case pauses the member."""
-    _single(lambda s, at: operations.refer(s, campaign, member, actor, reason, at), app, campaign, at_text, f"{member}: {{state}}")
+    _single(lambda s, at: _operations().refer(s, campaign, member, actor, reason, at), app, campaign, at_text, f"{member}: {{state}}")
 
 
 @cli.command()
@@ -403,7 +419,7 @@ def refer(app: App, campaign: str, member: str, actor: str, reason: str, at_text
 @pass_app
 def resume(app: App, campaign: str, member: str, actor: str, reason: str, at_text: str | None) -> None:
     """The member resumes where it was."""
-    _single(lambda s, at: operations.resume(s, campaign, member, actor, reason, at), app, campaign, at_text, f"{member}: {{state}}")
+    _single(lambda s, at: _operations().resume(s, campaign, member, actor, reason, at), app, campaign, at_text, f"{member}: {{state}}")
 
 
 @cli.command()
@@ -420,7 +436,7 @@ def withdrawal(app: App, campaign: str, member: str, confirm: bool | None, actor
     if confirm is None:
         raise click.UsageError("name --confirm or --accept-late")
     _single(
-        lambda s, at: appraisal.withdrawal(s, campaign, member, actor, reason, at, confirm=confirm),
+        lambda s, at: _appraisal().withdrawal(s, campaign, member, actor, reason, at, confirm=confirm),
         app, campaign, at_text,
         f"{member}: withdrawal confirmed, awaiting the upper committee's approval" if confirm else f"{member}: {{state}}",
     )
@@ -438,7 +454,7 @@ def approve(app: App, campaign: str, branch: str, actor: str, reject: bool, reas
     """The upper committee's decision on the branch's current ratings and confirmed withdrawals."""
     at = app.at(at_text, campaign)
     with app.write(at) as session:
-        result = appraisal.approve(session, campaign, branch, actor, at, reject=reject, reason=reason)
+        result = _appraisal().approve(session, campaign, branch, actor, at, reject=reject, reason=reason)
     if not (result.approved or result.rejected or result.withdrawn):
         click.echo(f"branch {branch}: nothing awaits approval", err=True)
         sys.exit(1)
@@ -458,7 +474,7 @@ def excellent(app: App, campaign: str, members: tuple[str, ...], actor: str, at_
     """Select qualified members whose rating is final as excellent (优秀共产党员), within the quota."""
     at = app.at(at_text, campaign)
     with app.write(at) as session:
-        chosen = appraisal.select_excellent(session, campaign, list(members), actor, at)
+        chosen = _appraisal().select_excellent(session, campaign, list(members), actor, at)
     click.echo(f"selected as excellent: {', '.join(chosen) or 'nobody new'}")
 
 
@@ -471,7 +487,7 @@ def excellent(app: App, campaign: str, members: tuple[str, ...], actor: str, at_
 @pass_app
 def object_(app: App, campaign: str, member: str, actor: str, reason: str, at_text: str | None) -> None:
     """An objection during publicity."""
-    _single(lambda s, at: appraisal.object_to(s, campaign, member, actor, reason, at), app, campaign, at_text,
+    _single(lambda s, at: _appraisal().object_to(s, campaign, member, actor, reason, at), app, campaign, at_text,
             f"{member}: objection recorded, publicity held open until it is resolved")
 
 
@@ -488,7 +504,7 @@ def resolve(app: App, campaign: str, member: str, upheld: bool | None, actor: st
     """The outcome of an objection."""
     if upheld is None:
         raise click.UsageError("name --upheld or --dismissed")
-    _single(lambda s, at: appraisal.resolve(s, campaign, member, upheld, actor, reason, at), app, campaign, at_text,
+    _single(lambda s, at: _appraisal().resolve(s, campaign, member, upheld, actor, reason, at), app, campaign, at_text,
             f"{member}: objection " + ("upheld — back to a new ballot" if upheld else "dismissed"))
 
 

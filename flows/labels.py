@@ -358,9 +358,10 @@ def is_number(value: object) -> TypeGuard[int | float]:
 
 def format_number(value: float) -> str:
     """38.0 → "38", 37.5 → "37.5": hours are recorded in halves, and "38.0 学时" reads like a machine."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    if isinstance(value, int):
+        return str(value)
+    # Two decimals at most, and never an exponent: 37.333… hours reads "37.33", 1200000.0 "1200000".
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def format_value(value: Figure, locale: Locale) -> str:

@@ -18,6 +18,8 @@ from sqlalchemy.types import JSON
 from states.errors import BadInput
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+SCHEMA_REVISION = "20261127_0001"
+"""The newest migration; a test checks it is Alembic's head, so commands skip loading Alembic (~0.5 s)."""
 
 
 def absolute_url(url: str) -> str:
@@ -92,17 +94,10 @@ def upgrade(engine: Engine) -> None:
 
 def ensure_schema(engine: Engine) -> None:
     """Every command creates the schema if it is missing: a cheap look first, Alembic only when needed."""
-    from alembic.script import ScriptDirectory
-    from alembic.config import Config
-
-    inspector = inspect(engine)
-    if inspector.has_table("alembic_version"):
+    if inspect(engine).has_table("alembic_version"):
         with engine.connect() as connection:
             current = {row[0] for row in connection.exec_driver_sql("SELECT version_num FROM alembic_version")}
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        heads = set(ScriptDirectory.from_config(config).get_heads())
-        if current == heads:
+        if current == {SCHEMA_REVISION}:
             return
     upgrade(engine)
 

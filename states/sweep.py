@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, and_, distinct, func, literal, not_, or_, select, update
+from sqlalchemy import Engine, and_, distinct, func, literal, not_, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from states import audit, outbox
@@ -448,6 +448,10 @@ class SweepPlan:
 
 
 def plan_sweep(session: Session, key: str, at: dt.datetime, branches_per_chunk: int) -> SweepPlan:
+    if session.get_bind().dialect.name == "postgresql":
+        # Fresh statistics before set-based statements: a planner that believes these tables empty picks
+        # nested loops over correlated subplans (seen: 40 s instead of 1 s after bulk changes).
+        session.execute(text("ANALYZE member_progress, branch_progress, evidence, appraisal, person, notice"))
     size = chunk_size_for(session, key, branches_per_chunk)
     return SweepPlan(key, at, due(session, key, at), chunks(session, key, size))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import functools
 import os
 import socket
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from flows.channels import (
     _seven_bit,
     safe_filename,
 )
-from flows.render import build_message, make_environment, message_id, render_notice
+from flows.render import RenderedNotice, build_message, make_environment, message_id, render_notice
 
 KEY = "M001:deadline_reminder:sfao-2024:study:3"
 SUBJECT_WORDS = "距教育学习阶段截止还有3天"
@@ -42,17 +43,21 @@ CONTEXT: dict[str, Any] = {
 }
 
 
+@functools.cache
+def rendered() -> RenderedNotice:
+    # Rendered once: these tests are about delivery, and compiling templates per message would dominate them.
+    return render_notice(make_environment(), "deadline_reminder", "zh-CN", CONTEXT)
+
+
 @pytest.fixture(scope="module")
 def notice_message() -> EmailMessage:
-    rendered = render_notice(make_environment(), "deadline_reminder", "zh-CN", CONTEXT)
     return build_message(
-        KEY, "deadline_reminder", "先教办 <office@example.org>", "王建华", "wang@example.org", rendered
+        KEY, "deadline_reminder", "先教办 <office@example.org>", "王建华", "wang@example.org", rendered()
     )
 
 
 def make(key: str, to_addr: str | None = "wang@example.org") -> EmailMessage:
-    rendered = render_notice(make_environment(), "deadline_reminder", "zh-CN", CONTEXT)
-    return build_message(key, "deadline_reminder", "office@example.org", "王建华", to_addr, rendered)
+    return build_message(key, "deadline_reminder", "office@example.org", "王建华", to_addr, rendered())
 
 
 def parse(data: bytes) -> EmailMessage:

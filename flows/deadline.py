@@ -1,0 +1,135 @@
+"""`phase-deadline`: one flow run per firing — the sweep planned by states/, run as one task per unit (per chunk).
+
+The flow decides nothing: `states.sweep` plans the units (each deadline due × each chunk of branches, the
+deadline's record, the stuck pass per chunk, the finish) and runs each one as a transaction. Re-running a failed
+run is safe: fired deadlines and done chunks are recorded, so a second run skips what the first one finished.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NONE
+from prefect.states import Failed, State
+from sqlalchemy import Engine
+
+from flows import runtime
+from flows.artifacts import publish_progress, publish_summary
+from flows.limits import one_run_per_campaign
+from states import sweep
+from states.engine import Cause
+from states.errors import CampaignError
+from states.status import summary
+
+Unit = tuple[str, sweep.Deadline | None, tuple[str, str] | None]
+
+
+def unit_label(unit: Unit) -> str:
+    kind, deadline, chunk = unit
+    parts = [kind]
+    if deadline is not None:
+        parts.append(deadline.name)
+    if chunk is not None:
+        parts.append(f"{chunk[0]}..{chunk[1]}")
+    return " ".join(parts)
+
+
+@task(name="plan-sweep", cache_policy=NONE)
+def plan_sweep(campaign: str, at: dt.datetime, branches_per_chunk: int) -> sweep.SweepPlan:
+    """Which deadlines are due at T and how the branches are cut into chunks (reads only)."""
+    with runtime.read(runtime.engine()) as session:
+        return sweep.plan_sweep(session, campaign, at, branches_per_chunk)
+
+
+# No input caching (cache_policy=NONE) and no retries: a unit is one transaction that either committed or
+# changed nothing, and the database, not Prefect, remembers which units are done.
+@task(name="sweep-unit", cache_policy=NONE, task_run_name="{label}")
+def run_unit(plan: sweep.SweepPlan, unit: Unit, label: str, actor: str, flow_run_id: str | None) -> str:
+    cause = Cause(cause="sweep", actor=actor, flow_run_id=flow_run_id, sweep_id=plan.sweep_id)
+    with runtime.write(runtime.engine(), plan.at) as session:
+        sweep.run_unit(session, plan, unit, cause)
+    return label
+
+
+def _groups(units: list[Unit], parallel: bool) -> list[list[Unit]]:
+    """Units in the order states/ yields them; on PostgreSQL the chunks of one deadline form one group that may
+    run side by side (they touch disjoint branches). SQLite has one writer: every unit is its own group."""
+    groups: list[list[Unit]] = []
+    for unit in units:
+        previous = groups[-1][-1] if groups else None
+        if (
+            parallel
+            and previous is not None
+            and unit[0] == "fire"
+            and previous[0] == "fire"
+            and previous[1] == unit[1]
+        ):
+            groups[-1].append(unit)
+        else:
+            groups.append([unit])
+    return groups
+
+
+def _parallel_chunks(db: Engine) -> bool:
+    return db.dialect.name == "postgresql"
+
+
+def run_sweep(campaign: str, at: str | dt.datetime | None, actor: str) -> dict[str, Any] | State:
+    """The body shared by `phase-deadline` and `reminders`: plan, run the units in order, publish the artifacts."""
+    logger = get_run_logger()
+    found = runtime.settings()
+    try:
+        db = runtime.engine(found)
+        when = runtime.instant(db, campaign, at)
+    except CampaignError as exc:
+        return Failed(message=runtime.one_line(exc))
+    run_id = runtime.flow_run_id()
+    with one_run_per_campaign(campaign, run_id):
+        plan = plan_sweep(campaign, when, found.chunk_branches)
+        units = list(sweep.run_units(plan))
+        fired = ", ".join(d.name for d in plan.due) or "nothing"
+        logger.info(
+            "sweep of %s at %s: fires %s; %d chunks, %d units", campaign, when.isoformat(), fired, len(plan.chunks),
+            len(units),
+        )
+        progress = create_progress_artifact(
+            0.0, description=f"Sweep of {campaign} at {when.isoformat()}: {len(units)} units (fires {fired})"
+        )
+        done = 0
+        for group in _groups(units, _parallel_chunks(db)):
+            if len(group) == 1:
+                run_unit(plan, group[0], unit_label(group[0]), actor, run_id)
+                done += 1
+                update_progress_artifact(progress, 100.0 * done / len(units))
+                continue
+            futures = [run_unit.submit(plan, unit, unit_label(unit), actor, run_id) for unit in group]
+            for future in futures:
+                future.result()
+                done += 1
+                update_progress_artifact(progress, 100.0 * done / len(units))
+        with runtime.read(db) as session:
+            result = sweep.report(session, plan).as_json()
+            facts = summary(session, campaign, when)
+            publish_progress(session, campaign, when, found.report_dir)
+        publish_summary(campaign, when, result, facts)
+    logger.info(
+        "fired: %s; advanced %d members, %d branches; stuck %d members, %d branches",
+        ", ".join(result["fired"]) or "nothing", result["advanced"]["members"], result["advanced"]["branches"],
+        result["stuck"]["members"], result["stuck"]["branches"],
+    )
+    return {"campaign": campaign, "at": when.isoformat(), **result}
+
+
+@flow(name="phase-deadline", description="Fire every deadline due at T (default now), chunk by chunk, then the stuck pass.")
+def phase_deadline(campaign: str, at: str | None = None, actor: str = "system") -> dict[str, Any] | State:
+    """Fire the campaign's due deadlines in order and move whoever may move.
+
+    Args:
+        campaign: the campaign's key, e.g. sfao-2024
+        at: simulated time T, ISO 8601 (no offset = the campaign's timezone); empty = now
+        actor: who the audit log names for this sweep
+    """
+    return run_sweep(campaign, at or None, actor)

@@ -1,0 +1,87 @@
+"""What every flow needs from its surroundings: settings, one engine per database, units of work, the time T."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from states import audit
+from states.clock import parse_instant
+from states.db import absolute_url, ensure_schema, make_engine
+from states.errors import NotFound
+from states.models import Campaign
+from states.settings import Settings, load_settings
+
+
+def settings() -> Settings:
+    """Read per call: a test (or the demo) points CAMPAIGN_* at its own database before a flow runs."""
+    return load_settings()
+
+
+@functools.lru_cache(maxsize=8)
+def _engine(url: str) -> Engine:
+    engine = make_engine(url)
+    ensure_schema(engine)
+    return engine
+
+
+def engine(found: Settings | None = None) -> Engine:
+    """One engine per database URL and process (its pool is shared by every task of the process)."""
+    return _engine(absolute_url((found or settings()).database_url))
+
+
+@contextmanager
+def write(db: Engine, at: dt.datetime) -> Iterator[Session]:
+    """One unit of work: commit on success, sealed in the audit chain right before it commits."""
+    with Session(db, expire_on_commit=False) as session, session.begin():
+        yield session
+        audit.seal(session, at)
+
+
+@contextmanager
+def read(db: Engine) -> Iterator[Session]:
+    with Session(db, expire_on_commit=False) as session, session.begin():
+        yield session
+
+
+def instant(db: Engine, campaign: str, at: str | dt.datetime | None) -> dt.datetime:
+    """The flow's time T: an ISO string (no offset = the campaign's timezone), an aware datetime, or now."""
+    with read(db) as session:
+        found = session.get(Campaign, campaign)
+        if found is None:
+            raise NotFound(f"unknown campaign {campaign!r}")
+        tz = found.timezone
+    if isinstance(at, dt.datetime):
+        return parse_instant(at.isoformat(), tz)
+    return parse_instant(at, tz)
+
+
+def flow_run_id() -> str | None:
+    """The current flow run's id, written into every log row it causes."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    return str(context.flow_run.id) if context and context.flow_run else None
+
+
+def one_line(exc: BaseException) -> str:
+    """A user's mistake as the CLI shows it: one line, no traceback."""
+    text = str(exc).strip().splitlines()
+    return f"campaign: {text[0] if text else type(exc).__name__}"
+
+
+def jsonable(value: Any) -> Any:
+    """Flow results are shown in the UI: datetimes as ISO strings, tuples as lists."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [jsonable(v) for v in value]
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return value
