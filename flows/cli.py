@@ -552,6 +552,34 @@ def audit_cmd(app: App, campaign: str, member: str | None, branch: str | None, v
         click.echo(f"{e['at']}  {subject:<10} {move:<32} {e['cause']:<20} {e['actor']}  {e['reason']}")
 
 
+@cli.group()
+def notify() -> None:
+    """Notices: deliver what is queued."""
+
+
+@notify.command("dispatch")
+@click.option("--channel", type=click.Choice(["file", "smtp"]), default="file", show_default=True)
+@click.option("--batch", default=500, show_default=True)
+@pass_app
+def notify_dispatch(app: App, channel: str, batch: int) -> None:
+    """Deliver pending notices; exit 1 if any could not be delivered (it stays queued and is tried again)."""
+    from flows.notify import dispatch, pending_count
+
+    with app.read() as session:
+        total = pending_count(session)
+    if total == 0:
+        click.echo("nothing to deliver")
+        return
+    with click.progressbar(length=total, label=f"delivering {total} notices", file=sys.stderr) as bar:
+        result = dispatch(app.engine, app.settings, channel, batch=batch, progress=bar.update)
+    where = app.settings.outbox_dir if channel == "file" else f"{app.settings.smtp_host}:{app.settings.smtp_port}"
+    click.echo(f"{result.sent} delivered ({where}), {result.undeliverable} undeliverable (no address), {result.failed} failed")
+    for error in (result.errors or [])[:5]:
+        click.echo(f"  {error}", err=True)
+    if result.failed:
+        sys.exit(1)
+
+
 @cli.command()
 @click.argument("campaign")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None, help="default: var/reports/CAMPAIGN")

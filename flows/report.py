@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
@@ -394,6 +395,8 @@ class PublicityItem:
 @dataclass(frozen=True)
 class PublicityNotice:
     approved_at: str
+    dated: str
+    """The notice's date (the approval's day, in the campaign's timezone), as signed at its foot."""
     starts: str
     ends: str
     days: int
@@ -612,9 +615,8 @@ class _Report:
     def person_names(self, ids: Iterable[str]) -> dict[str, str]:
         missing = sorted({i for i in ids if i and i not in self.names})
         for chunk in _chunks(missing, 500):
-            self.names.update(
-                self.session.execute(select(Person.member_id, Person.name).where(Person.member_id.in_(chunk))).tuples()
-            )
+            rows = self.session.execute(select(Person.member_id, Person.name).where(Person.member_id.in_(chunk)))
+            self.names.update({member_id: name for member_id, name in rows.tuples()})
         return self.names
 
     def _who(self, person_id: str) -> str:
@@ -763,7 +765,9 @@ class _Report:
             stuck=stuck,
             stuck_since=_fmt_at(since, self.tz),
             days_stuck=self._days(since),
-            unmet=_unmet(results or []),
+            # Until the deadline, "the branch has not moved on" is true of every member and says nothing;
+            # once stuck, it is the reason (or one of them) a member waits.
+            unmet=[u for u in _unmet(results or []) if stuck or u.condition != "branch"],
             notes=notes,
         )
 
@@ -857,7 +861,13 @@ class _Report:
             for kind in edge.conditions
         }
         out = []
-        for kind in [*order, *sorted(k for k in by_kind if k not in order)]:
+        kinds = [*order, *sorted(k for k in by_kind if k not in order)]
+        phase_rank = {p: i for i, p in enumerate(PHASES)}
+
+        def rank(kind: str) -> int:
+            return phase_rank.get(phase_of_kind.get(kind) or _KIND_PHASE.get(kind, ""), len(PHASES))
+
+        for kind in sorted(kinds, key=lambda k: (rank(k), k not in BRANCH_KINDS)):
             phase = phase_of_kind.get(kind) or _KIND_PHASE.get(kind, "")
             out.append(
                 EvidenceCount(
@@ -1033,6 +1043,7 @@ def _publicity(raw: list[Any], tz: str, at: dt.datetime) -> list[PublicityNotice
         notices.append(
             PublicityNotice(
                 approved_at=_fmt_at(approved, tz),
+                dated=labels.format_date(approved.astimezone(ZoneInfo(tz)).date(), LOCALE),
                 starts=_fmt_at(approved, tz),
                 ends=_fmt_at(ends, tz) if ends else "",
                 days=round((ends - approved).total_seconds() / 86400) if ends else 0,

@@ -1,0 +1,196 @@
+"""Delivering queued notices: enrich each stored context with names, render it, send it, record it — in batches."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import Session
+
+from flows.channels import DeliveryError, FileChannel, SmtpChannel, Undeliverable
+from flows.render import CONTEXT_MODELS, build_message, make_environment, render_notice
+from states import member as member_machine
+from states.models import Appraisal, Branch, Campaign, Notice, Person
+from states.settings import Settings
+
+RETRYABLE = ("pending", "failed")
+# What a phase asks of a member, in the notice that opens it: the member's own conditions.
+NOT_ASKED = {"branch", "member_meeting_ballot", "approval", "publicity", "qualified", "followup"}
+
+
+@dataclass
+class DispatchResult:
+    sent: int = 0
+    failed: int = 0
+    undeliverable: int = 0
+    errors: list[str] | None = None
+
+
+class Enricher:
+    """Turns a stored context (ids and figures) into the typed context a template renders (names, labels)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._people: dict[str, Person | None] = {}
+        self._branches: dict[str, Branch | None] = {}
+        self._campaigns: dict[str, Campaign | None] = {}
+
+    def person(self, member_id: str) -> Person:
+        if member_id not in self._people:
+            self._people[member_id] = self.session.get(Person, member_id)
+        found = self._people[member_id]
+        if found is None:
+            raise LookupError(f"unknown person {member_id}")
+        return found
+
+    def preload(self, ids: set[str]) -> None:
+        missing = [i for i in ids if i not in self._people]
+        for person in self.session.scalars(select(Person).where(Person.member_id.in_(missing))):
+            self._people[person.member_id] = person
+
+    def branch(self, branch_id: str) -> dict[str, str]:
+        if branch_id not in self._branches:
+            self._branches[branch_id] = self.session.get(Branch, branch_id)
+        found = self._branches[branch_id]
+        return {"branch_id": branch_id, "name": found.name if found else branch_id}
+
+    def campaign(self, key: str) -> Campaign:
+        if key not in self._campaigns:
+            self._campaigns[key] = self.session.get(Campaign, key)
+        found = self._campaigns[key]
+        if found is None:
+            raise LookupError(f"unknown campaign {key}")
+        return found
+
+    def member(self, member_id: str) -> dict[str, str]:
+        return {"member_id": member_id, "name": self.person(member_id).name}
+
+    def context(self, notice: Notice) -> dict[str, Any]:
+        stored = dict(notice.context)
+        recipient = self.person(notice.recipient_id)
+        campaign = self.campaign(notice.campaign_key)
+        out: dict[str, Any] = {
+            "recipient": {
+                "member_id": recipient.member_id, "name": recipient.name, "email": recipient.email,
+                "locale": recipient.locale,
+            },
+            "campaign": {"key": campaign.key, "title": campaign.title, "timezone": campaign.timezone},
+        }
+        if "member_id" in stored:
+            out["member"] = self.member(stored["member_id"])
+        if stored.get("branch_id"):
+            out["branch"] = self.branch(stored["branch_id"])
+        for name in ("phase", "deadline", "days_before", "level", "days_stuck", "stuck_members", "rating",
+                     "ballot_date", "rated_members", "counts", "publicity_ends", "day", "members", "branches",
+                     "stuck"):
+            if name in stored:
+                out[name] = stored[name]
+        if "to_secretary" in stored:
+            out["to_secretary"] = bool(stored["to_secretary"])
+        if "figures" in stored:
+            out["unmet"] = [
+                {"condition": c, "have": f.get("have"), "need": f.get("need")}
+                for c, f in stored["figures"].items()
+                if not f.get("ok")
+            ]
+        event = notice.event
+        if event == "phase_started":
+            edge = member_machine.advance_edge(stored["phase"])
+            asks = [c for c in (edge.conditions if edge else ()) if c not in NOT_ASKED]
+            thresholds = {"study_hours": campaign.study_hours, "concentrated_days": campaign.concentrated_days}
+            out["asks"] = asks
+            out["needs"] = {c: thresholds.get(c, 1) for c in asks}
+        elif event == "publicity_started":
+            out["ratings"] = [{**r, "name": self.person(r["member_id"]).name} for r in stored["ratings"]]
+        elif event == "rating_final":
+            appraisal = self.session.get(Appraisal, (notice.campaign_key, stored["member_id"]))
+            out["excellent"] = bool(appraisal and appraisal.excellent and stored["rating"] == "qualified")
+        elif event == "daily_digest":
+            out["lagging"] = [{**lag, "name": self.branch(lag["branch_id"])["name"]} for lag in stored.get("lagging", [])]
+        elif event == "oath_ceremony":
+            out["phase"] = "pledge"
+        # Only what the event's typed context declares: the stored context may carry more (e.g. the phase).
+        declared = CONTEXT_MODELS[event].model_fields
+        return {name: value for name, value in out.items() if name in declared}
+
+
+def pending_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Notice).where(Notice.status.in_(RETRYABLE))) or 0
+
+
+def open_channel(settings: Settings, channel: str) -> FileChannel | SmtpChannel:
+    if channel == "file":
+        return FileChannel(settings.outbox_dir)
+    if channel == "smtp":
+        return SmtpChannel(
+            settings.smtp_host, settings.smtp_port, settings.smtp_user, settings.smtp_password, settings.smtp_from
+        )
+    raise ValueError(f"unknown channel {channel!r} (file or smtp)")
+
+
+def dispatch(
+    engine: Engine,
+    settings: Settings,
+    channel: str = "file",
+    at: dt.datetime | None = None,
+    batch: int = 500,
+    progress: Callable[[int], None] | None = None,
+) -> DispatchResult:
+    """Deliver every pending (or earlier failed) notice once; each batch's outcome is recorded as it finishes."""
+    at = at or dt.datetime.now(dt.UTC)
+    env = make_environment()
+    result = DispatchResult(errors=[])
+    last_id = 0
+    with open_channel(settings, channel) as sender:
+        while True:
+            with Session(engine, expire_on_commit=False) as session, session.begin():
+                notices = list(
+                    session.scalars(
+                        select(Notice)
+                        .where(Notice.status.in_(RETRYABLE), Notice.id > last_id)
+                        .order_by(Notice.id)
+                        .limit(batch)
+                    )
+                )
+                if not notices:
+                    break
+                last_id = notices[-1].id
+                enricher = Enricher(session)
+                enricher.preload({n.recipient_id for n in notices} | {n.context.get("member_id") for n in notices if n.context.get("member_id")})
+                outcome: dict[str, list[int]] = {"sent": [], "undeliverable": []}
+                for notice in notices:
+                    try:
+                        context = enricher.context(notice)
+                        recipient = context["recipient"]
+                        rendered = render_notice(env, notice.event, recipient["locale"], context)
+                        message = build_message(
+                            notice.key, notice.event, settings.smtp_from, recipient["name"], recipient["email"],
+                            rendered, sent_at=at,
+                        )
+                        sender.send(notice.key, message)
+                        outcome["sent"].append(notice.id)
+                    except Undeliverable:
+                        outcome["undeliverable"].append(notice.id)
+                    except (DeliveryError, LookupError, ValueError) as error:
+                        # Recorded on the notice and tried again next time; the others go on.
+                        notice.status, notice.attempts = "failed", notice.attempts + 1
+                        reason = " ".join(str(error).split())[:2000]
+                        notice.last_error = reason
+                        result.failed += 1
+                        result.errors.append(f"{notice.key}: {reason[:300]}")  # type: ignore[union-attr]
+                for status, ids in outcome.items():
+                    if ids:
+                        session.execute(
+                            update(Notice)
+                            .where(Notice.id.in_(ids))
+                            .values(status=status, delivered_at=at, attempts=Notice.attempts + 1, last_error=None)
+                            .execution_options(synchronize_session=False)
+                        )
+                result.sent += len(outcome["sent"])
+                result.undeliverable += len(outcome["undeliverable"])
+            if progress:
+                progress(len(notices))
+    return result
