@@ -314,6 +314,15 @@ class EvidenceCount:
 
 
 @dataclass(frozen=True)
+class EvidencePhase:
+    """The records of one phase: the branch's own and its members', each kind with its count."""
+
+    phase_label: str
+    branch: list[EvidenceCount]
+    member: list[EvidenceCount]
+
+
+@dataclass(frozen=True)
 class EscalationLine:
     queued_at: str
     phase_label: str
@@ -850,7 +859,7 @@ class _Report:
             )
         return lines
 
-    def evidence_counts(self, chunk: _Chunk, branch_id: str) -> list[EvidenceCount]:
+    def evidence_counts(self, chunk: _Chunk, branch_id: str) -> list[EvidencePhase]:
         by_kind = {kind: n for b, kind, n in chunk.counts if b == branch_id}
         order = [*BRANCH_KINDS, *MEMBER_KINDS]
         phase_of_kind = {
@@ -878,7 +887,11 @@ class _Report:
                     count=by_kind.get(kind, 0),
                 )
             )
-        return out
+        grouped: dict[str, EvidencePhase] = {}
+        for count in out:
+            group = grouped.setdefault(count.phase_label, EvidencePhase(count.phase_label, [], []))
+            (group.branch if count.scope == "支部" else group.member).append(count)
+        return list(grouped.values())
 
     def escalation_lines(self, notices: list[Notice]) -> list[EscalationLine]:
         self.person_names(n.recipient_id for n in notices)

@@ -1,0 +1,145 @@
+"""The appraisal at its boundaries: quorum, majorities, impossible tallies, publicity to the second, the quota."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, inspect
+from sqlalchemy.orm import Session
+
+from states import audit
+from states.appraisal import approve, import_ballot, object_to, resolve, select_excellent, withdrawal
+from states.csvio import read_text
+from states.db import make_engine
+from states.errors import MalformedFile, NoQuorum, QuotaExceeded, Refused, Unauthorized
+from states.sample import roster_path
+from states.status import member_view
+from states.sweep import finalize_ratings, sweep
+from tests.fixtures import KEY, at, load_sample
+
+B09 = [r["member_id"] for r in csv.DictReader(roster_path().open(encoding="utf-8")) if r["branch_id"] == "B09"]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample campaign swept into consolidation, once per module (each test gets a copy)."""
+    path = tmp_path_factory.mktemp("appraisal") / "base.db"
+    engine = make_engine(f"sqlite:///{path}")
+    from states.db import ensure_schema
+
+    ensure_schema(engine)
+    load_sample(engine)
+    sweep(engine, KEY, at("2024-08-01T00:00:01"))
+    sweep(engine, KEY, at("2024-08-08T00:00:01"))  # after the written applications
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def db(prepared: Path, tmp_path: Path) -> Iterator[Engine]:
+    copy = tmp_path / "c.db"
+    shutil.copy(prepared, copy)
+    engine = make_engine(f"sqlite:///{copy}")
+    yield engine
+    engine.dispose()
+
+
+def ballot(tmp: Path, rows: list[tuple[str, int, int, int]], entitled: int = 12, present: int = 12) -> Path:
+    path = tmp / f"ballot-{len(list(tmp.glob('ballot-*')))}.csv"
+    lines = ["branch_id,date,entitled,present,member_id,qualified,basically_qualified,unqualified"]
+    lines += [f"B09,2024-08-08,{entitled},{present},{m},{q},{b},{u}" for m, q, b, u in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def record_ballot(engine: Engine, path: Path, when: str = "2024-08-08T15:00"):  # noqa: ANN201
+    moment = at(when)
+    with Session(engine, expire_on_commit=False) as s, s.begin():
+        return import_ballot(s, KEY, read_text(path), "M164", moment)
+
+
+def test_exactly_half_present_is_no_quorum(db: Engine, tmp_path: Path) -> None:
+    with pytest.raises(NoQuorum):
+        record_ballot(db, ballot(tmp_path, [(B09[1], 6, 0, 0)], entitled=12, present=6))
+    result = record_ballot(db, ballot(tmp_path, [(B09[1], 7, 0, 0)], entitled=12, present=7))
+    assert result.ratings == {B09[1]: "qualified"}
+
+
+def test_a_two_two_one_split_is_void(db: Engine, tmp_path: Path) -> None:
+    result = record_ballot(db, ballot(tmp_path, [(B09[1], 2, 2, 1), (B09[2], 3, 1, 1)], entitled=5, present=5))
+    assert result.void == [B09[1]] and result.ratings == {B09[2]: "qualified"}
+
+
+def test_more_votes_than_present_is_bad_input_and_changes_nothing(db: Engine, tmp_path: Path) -> None:
+    with pytest.raises(MalformedFile, match="line 3"):
+        record_ballot(db, ballot(tmp_path, [(B09[1], 10, 0, 0), (B09[2], 10, 2, 1)], present=12))
+    with Session(db) as s:
+        assert "appraisal" not in member_view(s, KEY, B09[1], at("2024-08-09"))
+
+
+def test_publicity_ends_exactly_after_its_days(db: Engine, tmp_path: Path) -> None:
+    record_ballot(db, ballot(tmp_path, [(m, 12, 0, 0) for m in B09[:3]]))
+    with Session(db, expire_on_commit=False) as s, s.begin():
+        approve(s, KEY, "B09", "M002", at("2024-08-10T09:00:00"))
+    with Session(db) as s, s.begin():
+        assert finalize_ratings(s, KEY, at("2024-08-15T08:59:59")) == 0
+        assert finalize_ratings(s, KEY, at("2024-08-15T09:00:00")) == 3
+
+
+def test_an_objection_holds_publicity_open_and_upheld_means_a_new_ballot(db: Engine, tmp_path: Path) -> None:
+    record_ballot(db, ballot(tmp_path, [(m, 12, 0, 0) for m in B09[:2]]))
+    with Session(db, expire_on_commit=False) as s, s.begin():
+        approve(s, KEY, "B09", "M002", at("2024-08-10T09:00"))
+        object_to(s, KEY, B09[0], B09[5], "他曾违反规定", at("2024-08-12T09:00"))
+        object_to(s, KEY, B09[1], B09[5], "有异议", at("2024-08-12T09:00"))
+        with pytest.raises(Unauthorized):
+            resolve(s, KEY, B09[0], True, "M164", "", at("2024-08-13T09:00"))  # a secretary may not resolve
+    with Session(db) as s, s.begin():
+        assert finalize_ratings(s, KEY, at("2024-08-16T09:00")) == 0  # held open
+        resolve(s, KEY, B09[0], True, "M001", "属实", at("2024-08-16T10:00"))
+        resolve(s, KEY, B09[1], False, "M001", "不属实", at("2024-08-16T10:00"))
+        assert finalize_ratings(s, KEY, at("2024-08-16T10:00")) == 1  # the dismissed one ends now
+        view = member_view(s, KEY, B09[0], at("2024-08-16T10:00"))
+    assert view["appraisal"]["rating"] is None
+    assert "member_meeting_ballot" in [u["condition"] for u in view["unmet"]]
+
+
+def test_the_excellence_quota_is_read_exactly(db: Engine, tmp_path: Path) -> None:
+    record_ballot(db, ballot(tmp_path, [(m, 12, 0, 0) for m in B09[:12]]))
+    with Session(db, expire_on_commit=False) as s, s.begin():
+        approve(s, KEY, "B09", "M002", at("2024-08-10T09:00"))
+        finalize_ratings(s, KEY, at("2024-08-15T09:00"))
+        with pytest.raises(QuotaExceeded):  # 12 rated × 1/3 = 4
+            select_excellent(s, KEY, B09[:5], "M002", at("2024-08-15T10:00"))
+        assert select_excellent(s, KEY, B09[:4], "M002", at("2024-08-15T10:00")) == B09[:4]
+        with pytest.raises(QuotaExceeded):
+            select_excellent(s, KEY, [B09[4]], "M002", at("2024-08-15T10:00"))
+
+
+def test_withdrawal_needs_confirmation_and_approval(db: Engine) -> None:
+    sweep(db, KEY, at("2024-08-16T00:00:01"))
+    with Session(db, expire_on_commit=False) as s, s.begin():
+        assert member_view(s, KEY, "M063", at("2024-08-16T09:00"))["state"] == "withdrawal_pending"
+        with pytest.raises(Refused):
+            withdrawal(s, KEY, "M063", "M048", "late", at("2024-08-16T09:00"), confirm=False)  # no application
+        withdrawal(s, KEY, "M063", "M048", "confirmed", at("2024-08-16T09:00"), confirm=True)
+        result = approve(s, KEY, "B03", "M002", at("2024-08-17T09:00"))
+        assert result.withdrawn == ["M063"]
+        assert member_view(s, KEY, "M063", at("2024-08-17T09:00"))["state"] == "withdrawn"
+
+
+def test_no_table_can_link_a_voter_to_a_choice(db: Engine) -> None:
+    inspector = inspect(db)
+    assert set(c["name"] for c in inspector.get_columns("ballot_tally")) == {
+        "meeting_id", "member_id", "qualified", "basically_qualified", "unqualified", "outcome"
+    }
+    voterish = ("voter", "voted_by", "ballot_by", "cast_by", "choice")
+    for table in inspector.get_table_names():
+        for column in inspector.get_columns(table):
+            assert not any(word in column["name"] for word in voterish), (table, column["name"])
+
+
