@@ -12,7 +12,7 @@ overlapping (and SQLite writers from queueing behind one another).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from uuid import UUID
 
 LIMIT_PREFIX = "campaign-"
@@ -34,10 +34,8 @@ def ensure_limit(campaign: str) -> str:
         try:
             client.read_global_concurrency_limit_by_name(name)
         except ObjectNotFound:
-            try:
+            with suppress(ObjectAlreadyExists):  # another run created it first
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-            except ObjectAlreadyExists:  # another run created it first
-                pass
     return name
 
 

@@ -276,6 +276,8 @@ class BranchLine:
     short_name: str = ""
     """The name as the chart shows it (long names cut), and where the chart's "stuck" dot goes left of it."""
     marker_x: float = 0.0
+    why: str = ""
+    """Why it lags, in one line for the chart: the branch's own gaps, else what its stuck members lack most."""
 
     @property
     def unmet(self) -> list[Check]:
@@ -625,7 +627,7 @@ class _Report:
         missing = sorted({i for i in ids if i and i not in self.names})
         for chunk in _chunks(missing, 500):
             rows = self.session.execute(select(Person.member_id, Person.name).where(Person.member_id.in_(chunk)))
-            self.names.update({member_id: name for member_id, name in rows.tuples()})
+            self.names.update({member_id: name for member_id, name in rows})
         return self.names
 
     def _who(self, person_id: str) -> str:
@@ -641,7 +643,7 @@ class _Report:
                 .join(BranchProgress, BranchProgress.branch_id == Branch.branch_id)
                 .where(BranchProgress.campaign_key == self.key)
                 .order_by(Branch.branch_id)
-            ).tuples()
+            )
         )
 
     def chunk(self, branches: Sequence[tuple[str, str, str, str, dt.datetime]]) -> _Chunk:
@@ -681,7 +683,7 @@ class _Report:
                     Evidence.branch_id.in_(ids), Evidence.member_id.is_(None), Evidence.kind.in_(MEETINGS), in_window
                 )
                 .order_by(Evidence.branch_id, Evidence.date, Evidence.id)
-            ).tuples()
+            )
         )
         # The branch member meeting's attendance (entitled, present) is a sign-in, not a vote: shown like the others.
         ballots = list(
@@ -692,14 +694,14 @@ class _Report:
                     BallotMeeting.date <= self.ctx.cutoff,
                 )
                 .order_by(BallotMeeting.branch_id, BallotMeeting.date, BallotMeeting.id)
-            ).tuples()
+            )
         )
         counts = list(
             s.execute(
                 select(Evidence.branch_id, Evidence.kind, func.count())
                 .where(Evidence.branch_id.in_(ids), in_window)
                 .group_by(Evidence.branch_id, Evidence.kind)
-            ).tuples()
+            )
         )
         log = list(
             s.execute(
@@ -831,7 +833,8 @@ class _Report:
             page=f"branch-{branch_id}.html",
             publicity_page=f"publicity-{branch_id}.html" if publicity else "",
             short_name=short,
-            marker_x=round(226 - diagram.text_width(short, 13.0) - 10, 1),
+            marker_x=round(Chart(height=0.0).name_x - diagram.text_width(short, 13.0) - 10, 1),
+            why=_why(stuck, checks, members),
         )
 
     def meeting_lines(self, chunk: _Chunk, branch_id: str) -> list[MeetingLine]:
@@ -968,8 +971,40 @@ class _Chunk:
 
 # -- the chart -----------------------------------------------------------------------------------------------------
 
-CHART_BAR_X = 236.0
-CHART_BAR_W = 560.0
+
+def _why(stuck: bool, checks: Sequence[Check], members: Sequence[MemberLine]) -> str:
+    if stuck:
+        return "支部未完成：" + "、".join(c.label for c in checks if not c.ok)
+    lacking: dict[str, int] = defaultdict(int)
+    for m in members:
+        if m.stuck:
+            for u in m.unmet:
+                if u.condition != "branch":
+                    lacking[labels.condition_label(u.condition, LOCALE)] += 1
+    ranked = sorted(lacking.items(), key=lambda item: (-item[1], item[0]))
+    text = "；".join(f"{label} {n} 人" for label, n in ranked[:3])
+    return text + ("等" if len(ranked) > 3 else "")
+
+
+CHART_WIDTH = 1100.0
+CHART_BAR_X = 230.0
+CHART_BAR_W = 420.0
+
+
+@dataclass(frozen=True)
+class Chart:
+    """The stacked bar chart's geometry (SVG user units): names left, bars, counts, then the reason."""
+
+    height: float
+    width: float = CHART_WIDTH
+    name_x: float = CHART_BAR_X - 10
+    bar_x: float = CHART_BAR_X
+    bar_w: float = CHART_BAR_W
+    count_x: float = CHART_BAR_X + CHART_BAR_W + 10
+    why_x: float = CHART_BAR_X + CHART_BAR_W + 122
+    top: float = 44.0
+    row_h: float = 30.0
+    bar_h: float = 22.0
 DARK_STATES = frozenset({"rectification", "consolidation", "pledge", "completed", "referred", "withdrawn", "disqualified"})
 
 
@@ -1142,7 +1177,7 @@ def _render_all(report: _Report, env: Environment, staging: _Staging) -> None:
         select(Person.member_id, Person.name, Person.branch_id, Person.role, Person.email)
         .where(Person.role.in_(("branch_secretary", "committee_secretary")))
         .order_by(Person.member_id)
-    ).tuples():
+    ):
         if role == "branch_secretary" and branch_id:
             secretaries[branch_id].append(name)
         elif role == "committee_secretary":
@@ -1233,7 +1268,7 @@ def _render_all(report: _Report, env: Environment, staging: _Staging) -> None:
             stuck_total=stuck_total,
             held_by_branch=[(by_id[b], n) for b, n in sorted(held_by_branch.items(), key=lambda i: rank[i[0]])],
             stuck_limit=STUCK_LIST_LIMIT,
-            chart_height=_chart_height(len(order)),
+            chart=Chart(height=_chart_height(len(order))),
             chart_legend=_legend(order, report.passed),
             appraisal=appraisal,
             member_diagram=Markup(diagram.svg("member", "zh-CN")),
@@ -1250,12 +1285,9 @@ def _chunks_of(
         yield list(items[start : start + size])
 
 
-CHART_ROW_H = 30.0
-CHART_TOP = 44.0
-
-
 def _chart_height(rows: int) -> float:
-    return CHART_TOP + rows * CHART_ROW_H + 12
+    geometry = Chart(height=0.0)
+    return geometry.top + rows * geometry.row_h + 12
 
 
 def _legend(lines: Sequence[BranchLine], passed: set[str]) -> list[Segment]:

@@ -166,8 +166,9 @@ def main() -> None:
         # pause_on_shutdown=False: a restart must find the deployments (and their scheduled runs) as they were.
         serve(*deployments, print_starting_message=False, pause_on_shutdown=False)
     except KeyboardInterrupt:
-        print("\nstopping …", flush=True)
+        pass
     finally:
+        print("\nstopping …", flush=True)
         stop_server(server)
         if server is not None:
             print("Prefect server stopped", flush=True)

@@ -116,12 +116,11 @@ def import_ballot(session: Session, key: str, source: CsvFile, actor: str, at: d
         member_id = check_id(source, line, "member_id", row["member_id"])
         if member_id in tallies:
             raise MalformedFile(source.path, line, "member_id", f"{member_id} is tallied twice")
-        votes = tuple(count(line, c, row[c]) for c in ("qualified", "basically_qualified", "unqualified"))
-        if sum(votes) > head["present"]:
-            raise MalformedFile(
-                source.path, line, "unqualified", f"{sum(votes)} votes cast but only {head['present']} members present"
-            )
-        tallies[member_id] = (*votes, line)
+        q, b, u = (count(line, c, row[c]) for c in ("qualified", "basically_qualified", "unqualified"))
+        present = int(str(head["present"]))
+        if q + b + u > present:
+            raise MalformedFile(source.path, line, "unqualified", f"{q + b + u} votes cast but only {present} members present")
+        tallies[member_id] = (q, b, u, line)
     if meeting is None:
         raise MalformedFile(source.path, None, None, "has no tally rows")
     branch_id = meeting["branch_id"]

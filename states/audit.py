@@ -46,7 +46,7 @@ def log(session: Session, **entry: Any) -> None:
     session.execute(insert(TransitionLog).values(block=block_of(session), **entry))
 
 
-def log_from(session: Session, source: Select[Any]) -> None:
+def log_from(session: Session, source: Select[Any] | Any) -> None:
     """Append the entries a SELECT yields (columns in LOG_COLUMNS order, without `block`)."""
     columns = [c for c in LOG_COLUMNS if c != "block"]
     from sqlalchemy import literal

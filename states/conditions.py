@@ -61,7 +61,7 @@ class Row:
         self.appraisal = aliased(Appraisal, name="a")
 
 
-Expr = Callable[[EvalContext, Row], ColumnElement[Any]]
+Expr = Callable[[EvalContext, Row], Any]  # a SQL expression (column, subquery or literal)
 
 
 @dataclass(frozen=True)

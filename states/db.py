@@ -102,6 +102,12 @@ def ensure_schema(engine: Engine) -> None:
     upgrade(engine)
 
 
+def changed(result: Any) -> int:
+    """Rows an UPDATE/INSERT statement changed (a CursorResult's rowcount; 0 when the driver does not say)."""
+    count = getattr(result, "rowcount", 0)
+    return int(count) if count and count > 0 else 0
+
+
 def insert_ignoring_duplicates(engine_or_session: Engine | Session, table: Any) -> Any:
     """INSERT … ON CONFLICT DO NOTHING for either dialect (notices keyed by their cause, done chunks)."""
     bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session, aliased
 
 from states import audit, outbox
 from states.conditions import EvalContext, Row
-from states.db import json_object
-from states.evaluate import branch_rows, figures, member_rows, passes
+from states.db import changed, json_object
+from states.evaluate import branch_rows, member_rows, passes
 from states.machine import Transition
 from states.models import BranchProgress, MemberProgress, Person
 
@@ -85,7 +85,7 @@ def move_members(
     }
     if edge.dest in ("exempt", "referred"):
         values["prior_state"] = edge.source
-    moved = session.execute(
+    moved = changed(session.execute(
         update(MemberProgress)
         .where(
             MemberProgress.campaign_key == ctx.campaign_key,
@@ -94,10 +94,10 @@ def move_members(
         )
         .values(**values)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     if moved:
         _log_members(session, ctx, step, edge, cause)
-    return step, moved or 0
+    return step, moved
 
 
 def _log_members(session: Session, ctx: EvalContext, step: str, edge: Transition, cause: Cause) -> None:
@@ -125,7 +125,7 @@ def move_branches(
         row.bp.state == edge.source, scope(row), passes("branch", edge, ctx, row)
     )
     step = new_step()
-    moved = session.execute(
+    moved = changed(session.execute(
         update(BranchProgress)
         .where(
             BranchProgress.campaign_key == ctx.campaign_key,
@@ -134,7 +134,7 @@ def move_branches(
         )
         .values(state=edge.dest, state_since=ctx.at, version=BranchProgress.version + 1, step=step)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     if moved:
         audit.log_from(
             session,
@@ -148,7 +148,7 @@ def move_branches(
                 literal(ctx.at),
             ).where(BranchProgress.step == step),
         )
-    return step, moved or 0
+    return step, moved
 
 
 # -- notices caused by moves, set-based --------------------------------------------------------------------------

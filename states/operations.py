@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from states import audit, authority
 from states import branch as branch_machine
 from states import member as member_machine
-from states.conditions import Row
+from states.db import changed
 from states.engine import Cause, move_branches, move_members, of_branch_ids, of_members
 from states.errors import ConditionsUnmet, NotFound, Refused
 from states.evaluate import context
@@ -52,7 +52,7 @@ def step_member(
         values["prior_state"] = before
     elif before in ("exempt", "referred"):
         values["prior_state"] = None
-    changed = session.execute(
+    moved = changed(session.execute(
         update(MemberProgress)
         .where(
             MemberProgress.campaign_key == key,
@@ -62,8 +62,8 @@ def step_member(
         )
         .values(**values)
         .execution_options(synchronize_session=False)
-    ).rowcount
-    if not changed:
+    ))
+    if not moved:
         raise Refused(f"{member_id} changed while this action ran; look again and retry")
     session.expire(progress)
     audit.log(
@@ -187,12 +187,12 @@ def retry(
             result.held[member_id] = {"state": state, "unmet": view["unmet"], **({"why": view["why"]} if "why" in view else {})}
     passed = set(passed_phases(session, key, at))
     for branch_id in branches or []:
-        state = session.scalar(
+        branch_state = session.scalar(
             select(BranchProgress.state).where(BranchProgress.campaign_key == key, BranchProgress.branch_id == branch_id)
         )
-        if state in passed and not all_stuck:
-            result.held[branch_id] = {"state": state}
+        if branch_state in passed and not all_stuck:
+            result.held[branch_id] = {"state": branch_state}
     return result
 
 
-__all__ = ["exempt", "refer", "resume", "retry", "step_member", "member_of", "Row"]
+__all__ = ["exempt", "refer", "resume", "retry", "step_member", "member_of"]

@@ -9,7 +9,7 @@ from sqlalchemy import Select, literal
 from sqlalchemy.orm import Session
 
 from states.clock import as_utc
-from states.db import insert_ignoring_duplicates
+from states.db import changed, insert_ignoring_duplicates
 from states.errors import CampaignError
 from states.models import Notice
 
@@ -84,4 +84,4 @@ def queue_from(session: Session, event: str, source: Select[Any], at: dt.datetim
             literal(0).label("attempts"),
         ),
     )
-    return session.execute(statement).rowcount or 0
+    return changed(session.execute(statement))

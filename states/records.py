@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from states import audit
@@ -163,7 +163,7 @@ def import_records(session: Session, source: CsvFile, actor: str, at: dt.datetim
             session.execute(update(Evidence).where(Evidence.id == old.id).values(**fact, import_id=record.id))
             result.updated += 1
     if fresh:
-        session.execute(Evidence.__table__.insert(), fresh)
+        session.execute(insert(Evidence), fresh)
     result.added = len(fresh)
     audit.log(
         session, campaign_key="", member_id=None, branch_id=None, from_state=None, to_state=None,

@@ -6,12 +6,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, literal, select
+from sqlalchemy import and_, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from states import audit
 from states.csvio import CsvFile, check_id, rows
-from states.db import insert_ignoring_duplicates
+from states.db import changed, insert_ignoring_duplicates
 from states.errors import MalformedFile
 from states.models import (
     Branch,
@@ -175,7 +175,7 @@ def enrol_newcomers(session: Session, key: str, actor: str, at: dt.datetime) -> 
         Branch.branch_id.not_in(select(BranchProgress.branch_id).where(BranchProgress.campaign_key == key)),
     )
     session.execute(
-        BranchProgress.__table__.insert().from_select(
+        insert(BranchProgress).from_select(
             ["branch_id", "campaign_key", "state", "state_since", "version"], new_branches
         )
     )
@@ -187,11 +187,11 @@ def enrol_newcomers(session: Session, key: str, actor: str, at: dt.datetime) -> 
         Person.branch_id.is_not(None),
         Person.member_id.not_in(select(MemberProgress.member_id).where(MemberProgress.campaign_key == key)),
     )
-    joined = session.execute(
-        MemberProgress.__table__.insert().from_select(
+    joined = changed(session.execute(
+        insert(MemberProgress).from_select(
             ["member_id", "campaign_key", "state", "state_since", "version", "step"], newcomers
         )
-    ).rowcount or 0
+    ))
     if joined and state == "study":
         audit.log_from(
             session,

@@ -74,24 +74,26 @@ def branch_table(session: Session, key: str, at: dt.datetime) -> list[dict[str, 
     """One row per branch: its state, its members per state, its stuck members (the progress artifact)."""
     passed = set(passed_phases(session, key, at))
     rows: dict[str, dict[str, Any]] = {}
-    for branch_id, state in session.execute(
+    for branch_id, branch_state in session.execute(
         select(BranchProgress.branch_id, BranchProgress.state)
         .where(BranchProgress.campaign_key == key)
         .order_by(BranchProgress.branch_id)
     ):
-        rows[branch_id] = {"branch_id": branch_id, "state": state, "stuck": state in passed, "members": {}, "stuck_members": 0}
+        rows[branch_id] = {
+            "branch_id": branch_id, "state": branch_state, "stuck": branch_state in passed, "members": {}, "stuck_members": 0
+        }
     counts = session.execute(
         select(Person.branch_id, MemberProgress.state, func.count())
         .join(Person, Person.member_id == MemberProgress.member_id)
         .where(MemberProgress.campaign_key == key)
         .group_by(Person.branch_id, MemberProgress.state)
     )
-    for branch_id, state, count in counts:
-        row = rows.get(branch_id)
+    for branch_id, member_state, count in counts:
+        row = rows.get(str(branch_id))
         if row is None:
             continue
-        row["members"][state] = count
-        if state in passed:
+        row["members"][member_state] = count
+        if member_state in passed:
             row["stuck_members"] += count
     return list(rows.values())
 

@@ -22,7 +22,7 @@ from states import branch as branch_machine
 from states import member as member_machine
 from states.clock import as_utc, local_date
 from states.conditions import EvalContext, Row, condition
-from states.db import insert_ignoring_duplicates, json_object
+from states.db import changed, insert_ignoring_duplicates, json_object
 from states.engine import (
     Cause,
     _key,
@@ -250,7 +250,7 @@ def stuck_pass_chunk(session: Session, key: str, lo: str, hi: str, at: dt.dateti
 def finalize_ratings(session: Session, key: str, at: dt.datetime) -> int:
     """Publicity over with no objection pending: the rating is final and the member is told."""
     step = uuid.uuid4().hex
-    finished = session.execute(
+    finished = changed(session.execute(
         update(Appraisal)
         .where(
             Appraisal.campaign_key == key,
@@ -261,7 +261,7 @@ def finalize_ratings(session: Session, key: str, at: dt.datetime) -> int:
         )
         .values(final_at=at, step=step)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     if not finished:
         return 0
     a = aliased(Appraisal)

@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import Engine, inspect
 from sqlalchemy.orm import Session
 
-from states import audit
 from states.appraisal import approve, import_ballot, object_to, resolve, select_excellent, withdrawal
 from states.csvio import read_text
 from states.db import make_engine

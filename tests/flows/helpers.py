@@ -1,0 +1,69 @@
+"""Helpers of the Prefect flow tests: a campaign database the flows find through CAMPAIGN_*, the sample loaded."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from states import audit, sample
+from states.clock import parse_instant
+from states.csvio import read_text
+from states.models import MemberProgress
+from states.plan import load_plan, read_plan
+from states.records import import_records
+from states.roster import import_roster
+
+KEY = "sfao-2024"
+TZ = "Asia/Shanghai"
+
+
+def at(text: str) -> dt.datetime:
+    return parse_instant(text, TZ)
+
+
+def plan_2024() -> dict[str, Any]:
+    return yaml.safe_load(sample.plan_2024_path().read_text(encoding="utf-8"))
+
+
+def use_database(monkeypatch: pytest.MonkeyPatch, folder: Path) -> Engine:
+    """Point the flows (which read CAMPAIGN_* at every run) at a fresh database in `folder`; returns its engine."""
+    from flows import runtime
+
+    folder.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("CAMPAIGN_DATABASE_URL", f"sqlite:///{folder / 'campaign.db'}")
+    monkeypatch.setenv("CAMPAIGN_OUTBOX_DIR", str(folder / "outbox"))
+    monkeypatch.setenv("CAMPAIGN_REPORT_DIR", str(folder / "reports"))
+    monkeypatch.setenv("CAMPAIGN_CHUNK_BRANCHES", "3")  # nine branches: three chunks, three tasks per deadline
+    return runtime.engine()
+
+
+def load_sample(db: Engine, folder: Path, plan_file: Path | None = None, records: bool = True) -> None:
+    """The sample office, a plan (the 2024 one by default) and, for the 2024 plan, every demo record up front."""
+    when = at("2024-03-01T09:00")
+    plan, _ = read_plan(plan_file or sample.plan_2024_path())
+    with Session(db, expire_on_commit=False) as session, session.begin():
+        import_roster(session, read_text(sample.roster_path()), "test", when)
+        load_plan(session, plan, "test", when)
+        audit.seal(session, when)
+    if records:
+        path = sample.write_csv(
+            folder / "records.csv", sample.demo_records(plan_2024(), sample.roster_path()), sample.RECORD_FIELDS
+        )
+        with Session(db, expire_on_commit=False) as session, session.begin():
+            import_records(session, read_text(path), "test", when)
+            audit.seal(session, when)
+
+
+def member_states(db: Engine, key: str = KEY) -> dict[str, str]:
+    with Session(db) as session:
+        return dict(
+            session.execute(
+                select(MemberProgress.member_id, MemberProgress.state).where(MemberProgress.campaign_key == key)
+            ).all()
+        )

@@ -1,0 +1,138 @@
+"""The phase-deadline flow: it fires deadlines chunk by chunk, publishes the progress table, and a re-run is safe."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from flows.deadline import phase_deadline
+from states import sweep
+from states.models import BranchProgress, DoneChunk, FiredDeadline, Notice, TransitionLog
+from tests.flows.helpers import KEY, load_sample, member_states, use_database
+
+pytestmark = pytest.mark.prefect
+
+
+def read_artifacts(key: str | None = None, flow_run_id: Any = None) -> list[Any]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    artifact_filter = ArtifactFilter(
+        key=ArtifactFilterKey(any_=[key]) if key else None,
+        flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]) if flow_run_id else None,
+    )
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(artifact_filter=artifact_filter, sort=ArtifactSort.CREATED_DESC)
+
+
+def test_the_deadline_flow_advances_members_and_publishes_the_progress_table(
+    prefect_harness: str, campaign_db: Engine
+) -> None:
+    start = phase_deadline(KEY, at="2024-03-25T00:00:01", return_state=True)
+    assert start.is_completed(), start.message
+    assert start.result()["fired"] == ["start"]
+    assert start.result()["advanced"] == {"members": 175, "branches": 9}
+
+    state = phase_deadline(KEY, at="2024-05-01T00:00:01", return_state=True)
+    assert state.is_completed(), state.message
+    result = state.result()
+    assert result["fired"] == ["study"]
+    assert result["advanced"]["members"] == 150  # the late branch's members and the planted shortfalls stay
+    assert result["stuck"]["members"] == 25
+    states = member_states(campaign_db)
+    assert sum(1 for s in states.values() if s == "analysis") == 150
+
+    flow_run_id = state.state_details.flow_run_id
+    with Session(campaign_db) as session:
+        logged = set(
+            session.scalars(select(TransitionLog.flow_run_id).where(TransitionLog.cause == "sweep", TransitionLog.to_state == "analysis"))
+        )
+    assert logged == {str(flow_run_id)}
+
+    table = read_artifacts(f"{KEY}-progress")[0]
+    rows = {row["branch"]: row for row in json.loads(table.data)}
+    assert sorted(rows) == [f"B0{i}" for i in range(1, 10)]
+    lagging = [b for b, row in rows.items() if row["state"] == "study"]
+    assert len(lagging) == 1 and rows[lagging[0]]["stuck"] is True
+    assert sum(row["stuck_members"] for row in rows.values()) == 25
+    assert sum(row.get("analysis", 0) for row in rows.values()) == 150
+    assert table.flow_run_id == flow_run_id
+
+    summary = read_artifacts(f"{KEY}-sweep-summary")[0]
+    assert "**fired:** study" in summary.data
+    progress = [a for a in read_artifacts(flow_run_id=flow_run_id) if a.type == "progress"]
+    assert len(progress) == 1 and float(progress[0].data) == 100.0
+
+
+def test_an_unknown_campaign_fails_the_run_with_one_line(prefect_harness: str, campaign_db: Engine) -> None:
+    state = phase_deadline("no-such-campaign", return_state=True)
+    assert state.is_failed()
+    assert state.message == "campaign: unknown campaign 'no-such-campaign'"
+
+
+def snapshot(db: Engine) -> dict[str, Any]:
+    """Everything a sweep decides, without the ids and instants that differ between two databases."""
+    with Session(db) as session:
+        return {
+            "members": member_states(db),
+            "branches": dict(session.execute(select(BranchProgress.branch_id, BranchProgress.state)).all()),
+            "fired": sorted(session.scalars(select(FiredDeadline.name))),
+            "chunks": sorted(session.execute(select(DoneChunk.deadline, DoneChunk.lo, DoneChunk.hi)).all()),
+            "notices": sorted(session.scalars(select(Notice.key))),
+            "moves": sorted(
+                session.execute(
+                    select(
+                        TransitionLog.member_id, TransitionLog.branch_id, TransitionLog.from_state,
+                        TransitionLog.to_state, func.count(),
+                    ).group_by(
+                        TransitionLog.member_id, TransitionLog.branch_id, TransitionLog.from_state,
+                        TransitionLog.to_state,
+                    )
+                ).all(),
+                key=repr,
+            ),
+        }
+
+
+def test_rerunning_a_crashed_deadline_run_ends_as_a_clean_run_would(
+    prefect_harness: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    clean = use_database(monkeypatch, tmp_path / "clean")
+    load_sample(clean, tmp_path / "clean")
+    for when in ("2024-03-25T00:00:01", "2024-05-01T00:00:01"):
+        assert phase_deadline(KEY, at=when, return_state=True).is_completed()
+    expected = snapshot(clean)
+
+    crashed = use_database(monkeypatch, tmp_path / "crashed")
+    load_sample(crashed, tmp_path / "crashed")
+    assert phase_deadline(KEY, at="2024-03-25T00:00:01", return_state=True).is_completed()
+    real_run_unit = sweep.run_unit
+    calls = {"n": 0}
+
+    def crash_on_the_third_unit(*args: Any, **kwargs: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("simulated crash: the worker died mid-sweep")
+        real_run_unit(*args, **kwargs)
+
+    monkeypatch.setattr(sweep, "run_unit", crash_on_the_third_unit)
+    failed = phase_deadline(KEY, at="2024-05-01T00:00:01", return_state=True)
+    assert failed.is_failed()
+    with Session(crashed) as session:  # two chunks of the study deadline committed, the deadline not yet fired
+        assert session.scalar(select(func.count()).select_from(DoneChunk).where(DoneChunk.deadline == "study")) == 2
+        assert session.scalar(select(FiredDeadline.name).where(FiredDeadline.name == "study")) is None
+    monkeypatch.setattr(sweep, "run_unit", real_run_unit)
+
+    rerun = phase_deadline(KEY, at="2024-05-01T00:00:01", return_state=True)
+    assert rerun.is_completed(), rerun.message
+    assert rerun.result()["fired"] == ["study"]
+    assert snapshot(crashed) == expected
+    again = phase_deadline(KEY, at="2024-05-01T00:00:01", return_state=True)  # and a third run changes nothing
+    assert again.result()["fired"] == [] and again.result()["advanced"] == {"members": 0, "branches": 0}
+    assert snapshot(crashed) == expected
