@@ -88,8 +88,8 @@ def branch_table(session: Session, key: str, at: dt.datetime) -> list[dict[str, 
         .where(MemberProgress.campaign_key == key)
         .group_by(Person.branch_id, MemberProgress.state)
     )
-    for branch_id, member_state, count in counts:
-        row = rows.get(str(branch_id))
+    for member_branch, member_state, count in counts:
+        row = rows.get(str(member_branch))
         if row is None:
             continue
         row["members"][member_state] = count
