@@ -7,7 +7,15 @@ from pathlib import Path
 
 import yaml
 
-from states.sample import BALLOT_FIELDS, RECORD_FIELDS, demo_ballots, demo_records, plan_2024_path, roster_path, write_csv
+from states.sample import (
+    BALLOT_FIELDS,
+    RECORD_FIELDS,
+    demo_ballots,
+    demo_records,
+    plan_2024_path,
+    roster_path,
+    write_csv,
+)
 
 
 def test_branch_b05_from_applications_to_the_pledge(cli, tmp_path: Path) -> None:  # noqa: ANN001
