@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -50,6 +50,8 @@ from states.models import (
 )
 from states.records import BRANCH_KINDS, MEETINGS, MEMBER_KINDS
 from states.status import passed_phases, phase_at, summary
+
+T = TypeVar("T")
 
 TEMPLATES_DIR: Path = Path(__file__).resolve().parent.parent / "templates"
 LOCALE: Locale = "zh-CN"
@@ -162,6 +164,7 @@ def make_environment(templates_dir: Path | None = None) -> Environment:
         keep_trailing_newline=True,
     )
     env.globals["state_colour"] = lambda state: STATE_COLOURS.get(state, "#94a3b8")
+    env.globals["state_label"] = lambda state: labels.state_label(state, LOCALE)
     return env
 
 
@@ -186,6 +189,8 @@ class Check:
     label: str
     text: str
     ok: bool
+    figure: str = ""
+    """"4/3" for a counted condition (training days held of those needed), met or not."""
 
 
 @dataclass(frozen=True)
@@ -427,7 +432,7 @@ class CampaignInfo:
 # -- queries -------------------------------------------------------------------------------------------------------
 
 
-def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
+def _chunks(items: Sequence[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
 
@@ -442,6 +447,14 @@ def _unmet(results: Iterable[Result]) -> list[Unmet]:
         for r in results
         if not r.ok
     ]
+
+
+def _figure(result: Result) -> str:
+    words = labels.CONDITIONS.get(result.condition)
+    if words is None or not words.counted or not labels.is_number(result.need):
+        return ""
+    have = result.have if labels.is_number(result.have) else 0
+    return f"{labels.format_number(have)}/{labels.format_number(result.need)}"
 
 
 def _disqualify_edge() -> Transition:
@@ -670,11 +683,20 @@ class _Report:
         for m in members:
             self.names[m["member_id"]] = m["name"]
         disqualified = [m["member_id"] for m in members if m["state"] == "disqualified"]
-        disposed = set(
-            s.scalars(
-                select(Evidence.member_id).where(Evidence.kind == "disposition", Evidence.member_id.in_(disqualified))
-            )
-        ) if disqualified else set()
+        # Recorded or pending exactly as states.status.member_view tells them apart.
+        disposed: set[str] = (
+            {
+                member_id
+                for member_id in s.scalars(
+                    select(Evidence.member_id).where(
+                        Evidence.kind == "disposition", Evidence.member_id.in_(disqualified)
+                    )
+                )
+                if member_id is not None
+            }
+            if disqualified
+            else set()
+        )
         in_window = Evidence.date.between(self.ctx.window_start, self.ctx.last_day)
         meetings = list(
             s.execute(
@@ -809,6 +831,7 @@ class _Report:
                 if not r.ok
                 else labels.condition_label(r.condition, LOCALE),
                 r.ok,
+                _figure(r),
             )
             for r in results or []
         ]
@@ -962,11 +985,17 @@ class _Chunk:
     member_results: dict[str, list[Result]]
     branch_results: dict[str, list[Result]]
     disposed: set[str]
-    meetings: list[tuple[str, str, dt.date, float | None]]
-    ballots: list[tuple[str, dt.date, int]]
-    counts: list[tuple[str, str, int]]
+    meetings: Sequence[tuple[str, str, dt.date, float | None]]
+    ballots: Sequence[tuple[str, dt.date, int]]
+    counts: Sequence[tuple[str, str, int]]
     log: list[TransitionLog]
     participants: dict[tuple[str, dt.date], int]
+
+
+def _member_order(m: MemberLine) -> tuple[Any, ...]:
+    """A branch page lists the stuck first (most gaps first), then by how far along the main path, then by id."""
+    along = ordinal(m.state) if m.state in MAIN_PATH else len(MAIN_PATH)
+    return (not m.stuck, -len(m.unmet) if m.stuck else 0, along, m.member_id)
 
 
 # -- the chart -----------------------------------------------------------------------------------------------------
@@ -1121,6 +1150,9 @@ class _Staging:
         self.names: list[str] = []
 
     def add(self, name: str, text: str) -> None:
+        # Names carry branch ids; ids are checked on import, and this keeps any page inside the directory.
+        if not _OURS.match(name):
+            raise ValueError(f"not a report page name: {name!r}")
         with open(self.dir / name, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
             f.flush()
@@ -1191,9 +1223,8 @@ def _render_all(report: _Report, env: Environment, staging: _Staging) -> None:
     held_by_branch: dict[str, int] = defaultdict(int)
     raw_by_branch: dict[str, list[Any]] = {}
     disposed_all: set[str] = set()
-    publicity_pages: list[str] = []
     all_branches = report.branches()
-    for branches in _chunks_of(all_branches, BRANCHES_PER_CHUNK):
+    for branches in _chunks(all_branches, BRANCHES_PER_CHUNK):
         chunk = report.chunk(branches)
         disposed_all |= chunk.disposed
         raw: dict[str, list[Any]] = defaultdict(list)
@@ -1226,8 +1257,7 @@ def _render_all(report: _Report, env: Environment, staging: _Staging) -> None:
                         held_by_branch[branch_id] += 1
                     elif len(stuck_members) < STUCK_LIST_LIMIT:
                         stuck_members.append(m)
-            members.sort(key=lambda m: (not m.stuck, -len(m.unmet) if m.stuck else 0, ordinal(m.state)
-                                        if m.state in MAIN_PATH else 99, m.member_id))
+            members.sort(key=_member_order)
             staging.add(
                 line.page,
                 branch_template.render(
@@ -1247,7 +1277,6 @@ def _render_all(report: _Report, env: Environment, staging: _Staging) -> None:
                     line.publicity_page,
                     publicity_template.render(campaign=report.info, branch=line, notices=notices, contact=contact),
                 )
-                publicity_pages.append(line.publicity_page)
 
     order = sorted(lines, key=BranchLine.lag_key)
     rank = {line.branch_id: index for index, line in enumerate(order)}
@@ -1262,7 +1291,6 @@ def _render_all(report: _Report, env: Environment, staging: _Staging) -> None:
             summary=summary(report.session, report.key, report.at),
             branches=order,
             branch_by_id=by_id,
-            lagging=[line for line in order if line.lagging],
             stuck_branches=[line for line in order if line.stuck],
             stuck_members=stuck_members,
             stuck_total=stuck_total,
@@ -1273,16 +1301,8 @@ def _render_all(report: _Report, env: Environment, staging: _Staging) -> None:
             appraisal=appraisal,
             member_diagram=Markup(diagram.svg("member", "zh-CN")),
             branch_diagram=Markup(diagram.svg("branch", "zh-CN")),
-            states_order=labels.STATES,
         ),
     )
-
-
-def _chunks_of(
-    items: Sequence[tuple[str, str, str, str, dt.datetime]], size: int
-) -> Iterator[list[tuple[str, str, str, str, dt.datetime]]]:
-    for start in range(0, len(items), size):
-        yield list(items[start : start + size])
 
 
 def _chart_height(rows: int) -> float:

@@ -14,8 +14,15 @@ from sqlalchemy.orm import Session
 
 from flows import labels, report
 from flows.report import KIND_LABELS, make_environment, write_report
+from states import sample
+from states.csvio import read_text
+from states.db import ensure_schema, make_engine
 from states.errors import NotFound
+from states.evaluate import context
+from states.plan import load_plan, read_plan
 from states.records import BRANCH_KINDS, MEETINGS, MEMBER_KINDS
+from states.roster import import_roster
+from states.status import member_view
 from tests.reports.campaign import (
     BALLOT_BRANCH,
     EXEMPTED,
@@ -28,6 +35,7 @@ from tests.reports.campaign import (
     HOSTILE_REASON,
     IN_PUBLICITY,
     KEY,
+    LOADED,
     Built,
 )
 
@@ -132,6 +140,33 @@ def test_lagging_branches_come_first(built: Built) -> None:
     rows = re.findall(r'<tr class="(lag|)">\s*<td><a href="branch-', table)
     assert rows and "lag" in rows
     assert rows == sorted(rows, key=lambda c: c != "lag")
+
+
+def test_unmet_conditions_are_those_explain_shows(built: Built) -> None:
+    """The set-based evaluation of a whole page agrees, member by member, with `explain` (member_view)."""
+    with Session(built.engine) as session:
+        found = report.member_results(session, context(session, KEY, IN_PUBLICITY), sorted(_branches(built)))
+        assert len(found) > 150
+        # member_view costs a few queries a member: every member of the rated branch, and a spread of the rest.
+        rated = {r["member_id"] for r in built.ballot}
+        sample_ids = sorted(rated | set(sorted(found)[::7]))
+        for member_id in sample_ids:
+            results = found[member_id]
+            view = member_view(session, KEY, member_id, IN_PUBLICITY)
+            assert [r.as_dict() for r in results if not r.ok] == view["unmet"], member_id
+            assert [{**r.as_dict(), "ok": r.ok} for r in results] == view["conditions"], member_id
+
+
+def test_a_campaign_not_started_yet(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'early.db'}")
+    ensure_schema(engine)
+    with Session(engine) as session, session.begin():
+        import_roster(session, read_text(sample.roster_path()), "test", LOADED)
+        load_plan(session, read_plan(sample.plan_2024_path())[0], "test", LOADED)
+    with Session(engine) as session:
+        pages = write_report(session, KEY, tmp_path / "out", LOADED)
+    index = _read(pages[0])
+    assert "尚未开始" in index and 'id="stuck"' in index and "没有滞留的党支部和党员" in index
 
 
 # -- meetings and attendance ---------------------------------------------------------------------------------------
