@@ -81,7 +81,8 @@ def answer_problem(campaign: str, answer: ApprovalInput) -> str | None:
 def record_decision(
     campaign: str, branch_id: str, decision: str, decided_by: str, comment: str, at: dt.datetime,
     flow_run_id: str | None,
-) -> dict[str, Any] | State:
+) -> dict[str, Any]:
+    """The decision, recorded as `campaign approve` records it; a refusal comes back as `refused` (one line)."""
     try:
         with runtime.write(runtime.engine(), at) as session:
             result = appraisal.approve(
@@ -89,7 +90,7 @@ def record_decision(
                 source="prefect-ui", flow_run_id=flow_run_id,
             )
     except CampaignError as exc:
-        return Failed(message=runtime.one_line(exc))
+        return {"refused": runtime.one_line(exc)}
     return {"approved": result.approved, "rejected": result.rejected, "withdrawn": result.withdrawn}
 
 
@@ -137,13 +138,12 @@ def approval(
         when = runtime.instant(runtime.engine(), campaign, at or None)
     except CampaignError as exc:
         return Failed(message=runtime.one_line(exc))
-    state = record_decision(
+    result = record_decision(
         campaign, branch_id, answer.decision, answer.decided_by.strip(), answer.comment.strip(), when,
-        runtime.flow_run_id(), return_state=True,
+        runtime.flow_run_id(),
     )
-    if state.is_failed():
-        return Failed(message=state.message)
-    result: dict[str, Any] = state.result()
+    if "refused" in result:
+        return Failed(message=result["refused"])
     if not any(result.values()):
         logger.info("branch %s: nothing awaited approval any more (decided elsewhere first)", branch_id)
     else:

@@ -9,7 +9,9 @@ from uuid import UUID
 
 from sqlalchemy.orm import Session
 
+from states.clock import as_utc, zone
 from states.member import STATES as MEMBER_STATES
+from states.models import Campaign
 from states.status import branch_table, summary
 
 # Beyond this many branches the table shows the totals and the most lagging branches, not every branch:
@@ -60,6 +62,12 @@ def progress_table(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bo
     return [totals, *(_row(branch, states) for branch in lagging)], True
 
 
+def local_time(session: Session, campaign: str, at: dt.datetime) -> str:
+    """T as people of the campaign read it: in the campaign's timezone."""
+    found = session.get(Campaign, campaign)
+    return as_utc(at).astimezone(zone(found.timezone if found else "UTC")).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
 def publish_progress(session: Session, campaign: str, at: dt.datetime, report_dir: Path | None = None) -> UUID:
     """The `<campaign>-progress` table artifact (a new version of the same key at every sweep)."""
     from prefect.artifacts import create_table_artifact
@@ -67,7 +75,7 @@ def publish_progress(session: Session, campaign: str, at: dt.datetime, report_di
     rows, cut = progress_table(branch_table(session, campaign, at))
     facts = summary(session, campaign, at)
     description = (
-        f"**{campaign}** at {at.isoformat()} — phase `{facts['phase']}`; stuck: "
+        f"**{campaign}** at {local_time(session, campaign, at)} — phase `{facts['phase']}`; stuck: "
         f"{facts['stuck']['members']} members, {facts['stuck']['branches']} branches."
     )
     if cut:
@@ -78,13 +86,13 @@ def publish_progress(session: Session, campaign: str, at: dt.datetime, report_di
     return create_table_artifact(rows, key=progress_key(campaign), description=description)
 
 
-def sweep_markdown(campaign: str, at: dt.datetime, result: dict[str, Any], facts: dict[str, Any]) -> str:
+def sweep_markdown(campaign: str, at: str, result: dict[str, Any], facts: dict[str, Any]) -> str:
     fired = ", ".join(result.get("fired", [])) or "nothing (no deadline was due)"
     members = " · ".join(f"{state} {n}" for state, n in facts["members"].items()) or "none"
     branches = " · ".join(f"{state} {n}" for state, n in facts["branches"].items()) or "none"
     return "\n".join(
         [
-            f"# Sweep of `{campaign}` at {at.isoformat()}",
+            f"# Sweep of `{campaign}` at {at}",
             "",
             f"- **fired:** {fired}",
             f"- **advanced:** {result['advanced']['members']} members, {result['advanced']['branches']} branches",
@@ -98,7 +106,8 @@ def sweep_markdown(campaign: str, at: dt.datetime, result: dict[str, Any], facts
     )
 
 
-def publish_summary(campaign: str, at: dt.datetime, result: dict[str, Any], facts: dict[str, Any]) -> UUID:
+def publish_summary(campaign: str, at: str, result: dict[str, Any], facts: dict[str, Any]) -> UUID:
+    """The markdown summary of one sweep; `at` as people read it (see local_time)."""
     from prefect.artifacts import create_markdown_artifact
 
     return create_markdown_artifact(

@@ -17,7 +17,7 @@ from prefect.states import Failed, State
 from sqlalchemy import Engine
 
 from flows import runtime
-from flows.artifacts import publish_progress, publish_summary
+from flows.artifacts import local_time, publish_progress, publish_summary
 from flows.limits import one_run_per_campaign
 from states import sweep
 from states.engine import Cause
@@ -114,7 +114,8 @@ def run_sweep(campaign: str, at: str | dt.datetime | None, actor: str) -> dict[s
             result = sweep.report(session, plan).as_json()
             facts = summary(session, campaign, when)
             publish_progress(session, campaign, when, found.report_dir)
-        publish_summary(campaign, when, result, facts)
+            local = local_time(session, campaign, when)
+        publish_summary(campaign, local, result, facts)
     logger.info(
         "fired: %s; advanced %d members, %d branches; stuck %d members, %d branches",
         ", ".join(result["fired"]) or "nothing", result["advanced"]["members"], result["advanced"]["branches"],

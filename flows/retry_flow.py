@@ -25,7 +25,8 @@ from states.errors import CampaignError
 def retry_task(
     campaign: str, members: list[str], branches: list[str], all_stuck: bool, actor: str, reason: str,
     at: dt.datetime, flow_run_id: str | None,
-) -> dict[str, Any] | State:
+) -> dict[str, Any]:
+    """The retry in one transaction; a refusal is an answer (`refused`: the CLI's line), not a crash."""
     try:
         with runtime.write(runtime.engine(), at) as session:
             result = operations.retry(
@@ -33,8 +34,7 @@ def retry_task(
                 all_stuck=all_stuck, flow_run_id=flow_run_id,
             )
     except CampaignError as exc:
-        # A refusal is an answer, not a crash: the run fails with the one line the CLI would print.
-        return Failed(message=runtime.one_line(exc))
+        return {"refused": runtime.one_line(exc)}
     return {
         "advanced": result.advanced,
         "held": result.held,
@@ -75,12 +75,9 @@ def retry_stuck(
         return Failed(message=runtime.one_line(exc))
     run_id = runtime.flow_run_id()
     with one_run_per_campaign(campaign, run_id):
-        state = retry_task(
-            campaign, list(members), list(branches), all_stuck, actor, reason, when, run_id, return_state=True
-        )
-        if state.is_failed():
-            return Failed(message=state.message)
-        result: dict[str, Any] = state.result()
+        result = retry_task(campaign, list(members), list(branches), all_stuck, actor, reason, when, run_id)
+        if "refused" in result:  # the run fails with the one line the CLI would print
+            return Failed(message=result["refused"])
         with runtime.read(db) as session:
             publish_progress(session, campaign, when, runtime.settings().report_dir)
     for member_id, (before, after) in result["advanced"].items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +18,24 @@ from states.db import absolute_url, ensure_schema, make_engine
 from states.errors import NotFound
 from states.models import Campaign
 from states.settings import Settings, load_settings
+
+REFUSAL_PREFIX = "campaign: "
+
+
+class QuietRefusals(logging.Filter):
+    """A run the rules refuse ends Failed with the CLI's one line as its state message. When such a run executes in
+    a served deployment's process, Prefect's engine then raises `FailedRun` for it and logs that with a traceback
+    ("Engine execution exited with unexpected exception"): a traceback for a user's mistake, in the UI and the
+    terminal. This drops exactly those records; any other failure keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (type(exc).__name__ == "FailedRun" and str(exc).startswith(REFUSAL_PREFIX))
+
+
+for _name in ("prefect.flow_runs", "prefect.engine"):
+    if not any(isinstance(f, QuietRefusals) for f in logging.getLogger(_name).filters):
+        logging.getLogger(_name).addFilter(QuietRefusals())
 
 
 def settings() -> Settings:
@@ -73,7 +92,7 @@ def flow_run_id() -> str | None:
 def one_line(exc: BaseException) -> str:
     """A user's mistake as the CLI shows it: one line, no traceback."""
     text = str(exc).strip().splitlines()
-    return f"campaign: {text[0] if text else type(exc).__name__}"
+    return f"{REFUSAL_PREFIX}{text[0] if text else type(exc).__name__}"
 
 
 def jsonable(value: Any) -> Any:

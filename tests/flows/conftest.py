@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,3 +17,13 @@ def campaign_db(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Engine:
     db = use_database(monkeypatch, tmp_path / "db")
     load_sample(db, tmp_path)
     return db
+
+
+@pytest.fixture(autouse=True)
+def no_flow_heartbeats() -> Iterator[None]:
+    """Flow runs in these tests are in-process and short: no heartbeat thread, whose join costs up to a second
+    at the end of every flow run (Prefect 3.9 sleeps in one-second steps between heartbeats)."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield

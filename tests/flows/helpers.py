@@ -31,12 +31,13 @@ def plan_2024() -> dict[str, Any]:
     return yaml.safe_load(sample.plan_2024_path().read_text(encoding="utf-8"))
 
 
-def use_database(monkeypatch: pytest.MonkeyPatch, folder: Path) -> Engine:
-    """Point the flows (which read CAMPAIGN_* at every run) at a fresh database in `folder`; returns its engine."""
+def use_database(monkeypatch: pytest.MonkeyPatch, folder: Path, url: str | None = None) -> Engine:
+    """Point the flows (which read CAMPAIGN_* at every run) at a fresh database (SQLite in `folder` unless `url`
+    names another); returns its engine."""
     from flows import runtime
 
     folder.mkdir(parents=True, exist_ok=True)
-    monkeypatch.setenv("CAMPAIGN_DATABASE_URL", f"sqlite:///{folder / 'campaign.db'}")
+    monkeypatch.setenv("CAMPAIGN_DATABASE_URL", url or f"sqlite:///{folder / 'campaign.db'}")
     monkeypatch.setenv("CAMPAIGN_OUTBOX_DIR", str(folder / "outbox"))
     monkeypatch.setenv("CAMPAIGN_REPORT_DIR", str(folder / "reports"))
     monkeypatch.setenv("CAMPAIGN_CHUNK_BRANCHES", "3")  # nine branches: three chunks, three tasks per deadline
@@ -67,3 +68,11 @@ def member_states(db: Engine, key: str = KEY) -> dict[str, str]:
                 select(MemberProgress.member_id, MemberProgress.state).where(MemberProgress.campaign_key == key)
             ).all()
         )
+
+
+def campaign_slots_in_use(key: str = KEY) -> int:
+    """Slots held of the campaign's concurrency limit on the session's test server."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.read_global_concurrency_limit_by_name(f"campaign-{key}").active_slots

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from flows.deadline import phase_deadline
 from states import sweep
 from states.models import BranchProgress, DoneChunk, FiredDeadline, Notice, TransitionLog
-from tests.flows.helpers import KEY, load_sample, member_states, use_database
+from tests.flows.helpers import KEY, campaign_slots_in_use, load_sample, member_states, use_database
 
 pytestmark = pytest.mark.prefect
 
@@ -68,6 +68,12 @@ def test_the_deadline_flow_advances_members_and_publishes_the_progress_table(
     assert "**fired:** study" in summary.data
     progress = [a for a in read_artifacts(flow_run_id=flow_run_id) if a.type == "progress"]
     assert len(progress) == 1 and float(progress[0].data) == 100.0
+
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:  # one run per campaign: its limit has one slot, free again
+        limit = client.read_global_concurrency_limit_by_name(f"campaign-{KEY}")
+    assert (limit.limit, limit.active_slots) == (1, 0)
 
 
 def test_an_unknown_campaign_fails_the_run_with_one_line(prefect_harness: str, campaign_db: Engine) -> None:
@@ -136,3 +142,26 @@ def test_rerunning_a_crashed_deadline_run_ends_as_a_clean_run_would(
     again = phase_deadline(KEY, at="2024-05-01T00:00:01", return_state=True)  # and a third run changes nothing
     assert again.result()["fired"] == [] and again.result()["advanced"] == {"members": 0, "branches": 0}
     assert snapshot(crashed) == expected
+    assert campaign_slots_in_use() == 0  # the crashed run gave its slot back
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_chunks_of_a_deadline_run_side_by_side(
+    prefect_harness: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tests.fixtures import _postgres_database
+
+    for url in _postgres_database():  # a database of its own, dropped after; skips where no server answers
+        db = use_database(monkeypatch, tmp_path / "pg", url)
+        try:
+            load_sample(db, tmp_path)
+            assert phase_deadline(KEY, at="2024-03-25T00:00:01", return_state=True).is_completed()
+            state = phase_deadline(KEY, at="2024-05-01T00:00:01", return_state=True)
+            assert state.is_completed(), state.message
+            assert state.result()["advanced"]["members"] == 150 and state.result()["stuck"]["members"] == 25
+            with Session(db) as session:
+                assert session.scalar(
+                    select(func.count()).select_from(DoneChunk).where(DoneChunk.deadline == "study")
+                ) == 3
+        finally:
+            db.dispose()

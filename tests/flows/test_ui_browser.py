@@ -1,0 +1,144 @@
+"""Prefect's UI as a person sees it: a real `prefect server`, the deployments of prefect.yaml, one deadline run, and
+headless Chromium showing the deployments page and the progress artifact (screenshots in docs/screenshots/)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.flows.helpers import KEY, load_sample, use_database
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def prefect_server() -> Iterator[str]:
+    """`prefect server start` on a free port with its own PREFECT_HOME; yields the base URL (UI; API under /api)."""
+    if CHROMIUM is None:
+        pytest.skip("headless Chromium is not installed (apt-get install chromium)")
+    port = free_port()
+    home = Path(tempfile.mkdtemp(prefix="prefect-ui-test-"))
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1",
+        PREFECT_UI_API_URL=f"{url}/api", PREFECT_SERVER_LOGGING_LEVEL="WARNING",
+    )
+    prefect = Path(sys.executable).with_name("prefect")
+    log = (home / "server.log").open("wb")
+    server = subprocess.Popen(
+        [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, (home / "server.log").read_text()
+            try:
+                if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the Prefect server did not answer within 120 s"
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+REGISTER_AND_SWEEP = """
+from flows.deadline import phase_deadline
+from flows.deployments import runner_deployments
+
+for deployment in runner_deployments({"sfao-2024": "Asia/Shanghai"}):
+    deployment.apply()
+for when in ("2024-03-25T00:00:01", "2024-05-01T00:00:01"):  # the start, then the study deadline
+    state = phase_deadline("sfao-2024", at=when, return_state=True)
+    assert state.is_completed(), state.message
+"""
+
+
+def rendered(url: str, screenshot: Path, *texts: str, attempts: int = 3) -> str:
+    """The DOM of a page, and its screenshot, once it shows every one of `texts` (the app fetches its data after it
+    loads: on a busy machine the first rendering can come before the data)."""
+    dom = ""
+    for _ in range(attempts):
+        dom = chromium(url, screenshot)
+        if all(text in dom for text in texts):
+            break
+    return dom
+
+
+def chromium(url: str, screenshot: Path) -> str:
+    """Render a page of the single-page app after its scripts ran: save a screenshot and return the DOM."""
+    assert CHROMIUM is not None
+    profile = tempfile.mkdtemp(prefix="chromium-")
+    command = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={profile}", "--window-size=1400,900", "--virtual-time-budget=30000",
+        f"--screenshot={screenshot}", "--dump-dom", url,
+    ]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    return done.stdout
+
+
+def test_the_ui_lists_the_deployments_and_shows_the_progress_artifact(
+    prefect_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from flows.deployments import NAMES
+
+    db = use_database(monkeypatch, tmp_path / "db")
+    load_sample(db, tmp_path)
+    # A process of its own, as a user's would be: Prefect's clients and background workers in this process belong to
+    # the session's test server.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_API_URL=f"{prefect_server}/api", PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", PREFECT_LOGGING_LEVEL="WARNING",
+    )
+    subprocess.run([sys.executable, "-c", REGISTER_AND_SWEEP], env=env, cwd=ROOT, check=True, timeout=180)
+    latest = httpx.post(
+        f"{prefect_server}/api/artifacts/filter",
+        json={"artifacts": {"key": {"any_": [f"{KEY}-progress"]}}, "sort": "CREATED_DESC", "limit": 1},
+    ).json()[0]
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    deployments = rendered(f"{prefect_server}/deployments", SCREENSHOTS / "prefect-deployments.png", *NAMES)
+    for name in NAMES:
+        assert name in deployments
+    table = rendered(
+        f"{prefect_server}/artifacts/artifact/{latest['id']}", SCREENSHOTS / "prefect-artifact.png",
+        f"{KEY}-progress", "stuck_members", "B08",
+    )
+    assert f"{KEY}-progress" in table and "stuck_members" in table and "B09" in table
+    for name in ("prefect-deployments.png", "prefect-artifact.png"):
+        assert (SCREENSHOTS / name).stat().st_size > 10_000
