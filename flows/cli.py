@@ -80,6 +80,31 @@ def _operations() -> Any:
     return operations
 
 
+def _with_prefect(what: str, action: Callable[[], object]) -> None:
+    """Where a Prefect server is configured (PREFECT_API_URL), tell it too; the database change stands either way."""
+    import os
+
+    if not os.environ.get("PREFECT_API_URL"):
+        return
+    try:
+        action()
+    except Exception as exc:  # noqa: BLE001 - the server is an extra; its failure must not undo the command
+        click.echo(f"campaign: warning: could not {what} in Prefect: {' '.join(str(exc).split())[:200]}", err=True)
+
+
+def _schedule(key: str, engine: Engine) -> None:
+    from flows.schedule import schedule_deadlines
+
+    schedule_deadlines(key, engine)
+
+
+def _request_approval(campaign: str, branch_id: str, meeting_id: int | None) -> None:
+    assert meeting_id is not None
+    from flows.approval import request_approval
+
+    request_approval(campaign, branch_id, meeting_id)
+
+
 def emit(data: Any, as_json: bool, human: Callable[[Any], str]) -> None:
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=None, default=str))
@@ -171,6 +196,7 @@ def plan_load(app: App, file: Path, actor: str | None, at_text: str | None) -> N
     with app.write(at) as session:
         load_plan(session, parsed, actor or default_actor(), at)
     click.echo(parsed.key)
+    _with_prefect("schedule its deadline runs", lambda: _schedule(parsed.key, app.engine))
 
 
 @cli.group()
@@ -222,6 +248,9 @@ def ballot_import(app: App, campaign: str, file: Path, actor: str | None, at_tex
         click.echo(f"  {member_id}: no rating had more than half of the votes cast — hold the ballot again")
     if result.ratings:
         click.echo("  awaiting the upper committee's approval (campaign approve)")
+        _with_prefect(
+            "start its approval flow", lambda: _request_approval(campaign, result.branch_id, result.meeting_id)
+        )
 
 
 # -- the sweep and what it shows ---------------------------------------------------------------------------------

@@ -394,12 +394,25 @@ def _digest(session: Session, key: str, at: dt.datetime) -> int:
     if not directors:
         return 0
     facts = summary(session, key, at)
+    passed = passed_phases(session, key, at)
+    stuck_in_branch = (
+        select(Person.branch_id, func.count().label("stuck"))
+        .join(MemberProgress, MemberProgress.member_id == Person.member_id)
+        .where(MemberProgress.campaign_key == key, MemberProgress.state.in_(passed))
+        .group_by(Person.branch_id)
+        .subquery()
+    )
+    # The most lagging: stuck branches and those with the most stuck members, ten at most.
     lagging = [
-        {"branch_id": b, "state": s, "stuck_members": n}
+        {"branch_id": b, "state": s, "stuck_members": int(n)}
         for b, s, n in session.execute(
-            select(BranchProgress.branch_id, BranchProgress.state, literal(0))
-            .where(BranchProgress.campaign_key == key, BranchProgress.state.in_(passed_phases(session, key, at)))
-            .order_by(BranchProgress.branch_id)
+            select(BranchProgress.branch_id, BranchProgress.state, func.coalesce(stuck_in_branch.c.stuck, 0))
+            .outerjoin(stuck_in_branch, stuck_in_branch.c.branch_id == BranchProgress.branch_id)
+            .where(
+                BranchProgress.campaign_key == key,
+                or_(BranchProgress.state.in_(passed), stuck_in_branch.c.stuck > 0),
+            )
+            .order_by(BranchProgress.state.in_(passed).desc(), func.coalesce(stuck_in_branch.c.stuck, 0).desc(), BranchProgress.branch_id)
             .limit(10)
         )
     ]

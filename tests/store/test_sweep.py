@@ -116,3 +116,12 @@ def test_two_sweeps_at_once_change_everything_exactly_once(sample: Engine) -> No
         fired = s.scalar(select(func.count()).select_from(FiredDeadline))
     assert fired == 2
     assert Counter(n for _, n in per_member) == Counter({2: 150, 1: 25})  # start (+ study) once each
+
+
+def test_the_daily_digest_names_the_lagging_branches_with_their_stuck_members(sample: Engine) -> None:
+    sweep(sample, KEY, at("2024-05-01T00:00:01"))
+    with Session(sample) as s:
+        digest = s.scalars(select(Notice).where(Notice.key == f"M003:daily_digest:{KEY}:{KEY}:2024-05-01")).one()
+    lagging = digest.context["lagging"]
+    assert lagging[0] == {"branch_id": "B08", "state": "study", "stuck_members": 14}
+    assert sum(b["stuck_members"] for b in lagging) == digest.context["stuck"]["members"] == 25
