@@ -21,7 +21,7 @@ from states.clock import parse_instant
 from states.csvio import read_text
 from states.db import ensure_schema, make_engine, upgrade
 from states.errors import CampaignError, NotFound
-from states.models import Campaign, TransitionLog
+from states.models import AuditSeal, Campaign, TransitionLog
 from states.settings import Settings, load_settings
 from states.status import branch_view, member_view, summary
 
@@ -557,7 +557,9 @@ def audit_cmd(app: App, campaign: str, member: str | None, branch: str | None, v
             if broken:
                 click.echo(f"audit chain broken at block {broken} (after {checked} good blocks)", err=True)
                 sys.exit(1)
-            click.echo(f"audit chain intact: {checked} sealed blocks")
+            head = session.scalar(select(AuditSeal.digest).order_by(AuditSeal.id.desc()).limit(1))
+            # The head is worth recording outside the database: only that anchors the chain's end.
+            click.echo(f"audit chain intact: {checked} sealed blocks, head {head or '-'}")
             return
         query = select(TransitionLog).where(TransitionLog.campaign_key.in_((campaign, ""))).order_by(TransitionLog.id)
         if member:

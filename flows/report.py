@@ -30,6 +30,7 @@ from states import branch as branch_machine
 from states import member as member_machine
 from states.clock import as_utc, day_start
 from states.conditions import EvalContext, Row
+from states.csvio import neutralise
 from states.errors import NotFound
 from states.evaluate import Result, branch_rows, context, figures, member_rows, results_from
 from states.machine import MAIN_PATH, PHASES, Transition, ordinal
@@ -140,6 +141,17 @@ STATE_COLOURS: dict[str, str] = {
 }
 
 
+_FIGURE = re.compile(r"^[+-]?[\d.,:/ ]*%?$")
+
+
+def _inert(value: object) -> object:
+    """Every text a cell shows is made inert for spreadsheets (a copied table must not run "=HYPERLINK(…)");
+    plain figures such as "-1" or "+3" stay as they are."""
+    if isinstance(value, str) and not isinstance(value, Markup) and not _FIGURE.match(value):
+        return neutralise(value)
+    return value
+
+
 def _word(table: dict[str, str], key: str) -> str:
     return table.get(key, key)
 
@@ -162,6 +174,7 @@ def make_environment(templates_dir: Path | None = None) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=_inert,
     )
     env.globals["state_colour"] = lambda state: STATE_COLOURS.get(state, "#94a3b8")
     env.globals["state_label"] = lambda state: labels.state_label(state, LOCALE)

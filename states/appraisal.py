@@ -101,6 +101,8 @@ def import_ballot(session: Session, key: str, source: CsvFile, actor: str, at: d
             date = parse_date(row["date"])
         except ValueError:
             raise MalformedFile(source.path, line, "date", f"{row['date']!r} is not a date YYYY-MM-DD") from None
+        if date > local_date(at, campaign.timezone):
+            raise MalformedFile(source.path, line, "date", f"the meeting's date {date} is after {local_date(at, campaign.timezone)}")
         head = {
             "branch_id": check_id(source, line, "branch_id", row["branch_id"]),
             "date": date,

@@ -172,6 +172,15 @@ def retry(
     if branches:
         moved_m, result.moved_branches = advance_scope(session, key, at, cause, None, branches)
         result.moved_members += moved_m
+    if all_stuck and result.moved_members == 0 and result.moved_branches == 0:
+        # `--all-stuck` succeeds even when it moves nobody, and an operator action that succeeds is audited.
+        # (A retry of named subjects that moves nobody is refused instead, and changes nothing.)
+        audit.log(
+            session, campaign_key=key, member_id=None,
+            branch_id=person.branch_id if person.role == "branch_secretary" else None,
+            from_state=None, to_state=None, cause="retry", trigger="retry", actor=actor,
+            reason=f"{reason} (all stuck: nobody could move)", flow_run_id=flow_run_id, at=at,
+        )
     session.flush()
     for member_id, state in before.items():
         now = session.scalar(

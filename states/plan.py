@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from states import audit
 from states.clock import day_start, deadline_of, zone
-from states.errors import MalformedFile
+from states.errors import CampaignError, MalformedFile
 from states.machine import PHASES
 from states.models import Campaign, Phase
 from states.roster import enrol_newcomers
@@ -84,7 +84,10 @@ class Plan(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        zone(value)
+        try:
+            zone(value)
+        except (CampaignError, OSError, ValueError):  # an empty name, a folder like "America", a path
+            raise ValueError(f"unknown timezone {value!r}") from None
         return value
 
     @field_validator("reminders_days_before")
@@ -109,6 +112,11 @@ class Plan(BaseModel):
         return self
 
 
+def _one_line(text: object) -> str:
+    """An error from a parser may span lines; the CLI's reason is one line."""
+    return " ".join(str(text).split())[:300]
+
+
 def read_plan(path: Path | str) -> tuple[Plan, str]:
     name = str(path)
     try:
@@ -122,7 +130,10 @@ def read_plan(path: Path | str) -> tuple[Plan, str]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise MalformedFile(name, line, None, f"is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        column = str(mark.column + 1) if mark is not None else None
+        raise MalformedFile(name, line, column, f"is not valid YAML: {_one_line(getattr(exc, 'problem', None) or exc)}") from None
+    except RecursionError:
+        raise MalformedFile(name, None, None, "is not valid YAML: nested too deeply") from None
     if not isinstance(data, dict):
         raise MalformedFile(name, None, None, "is not a plan (a mapping with key, title, phases …)")
     try:
@@ -130,7 +141,9 @@ def read_plan(path: Path | str) -> tuple[Plan, str]:
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"]) or None
-        raise MalformedFile(name, None, where, error["msg"]) from None
+        raise MalformedFile(name, None, where, _one_line(error["msg"])) from None
+    except (RecursionError, TypeError, ValueError, OverflowError) as exc:
+        raise MalformedFile(name, None, None, f"is not a valid plan: {_one_line(exc)}") from None
     return plan, hashlib.sha256(raw).hexdigest()
 
 
