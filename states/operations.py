@@ -19,7 +19,7 @@ from states.evaluate import context
 from states.machine import PHASES, Subject
 from states.models import BranchProgress, MemberProgress, Person
 from states.status import member_view, passed_phases
-from states.sweep import _enter_phase_notices, _oath_notices, fired
+from states.sweep import _enter_phase_notices, fired, invite_to_oath
 
 
 def member_of(session: Session, key: str, member_id: str) -> tuple[Person, MemberProgress]:
@@ -122,10 +122,10 @@ def advance_scope(
         if branches is not None:
             edge = branch_machine.advance_edge(phase)
             assert edge is not None
-            step, n = move_branches(session, ctx, edge, lambda row: row.bp.branch_id.in_(branches), cause)
-            moved_b += n
-            if n and edge.dest == "pledge":
-                _oath_notices(session, ctx, key, step)
+            branch_step, branches_moved = move_branches(
+                session, ctx, edge, lambda row: row.bp.branch_id.in_(branches), cause
+            )
+            moved_b += branches_moved
         edge = member_machine.advance_edge(phase)
         assert edge is not None
         scope = of_members(members) if members is not None else of_branch_ids(branches or [])
@@ -133,6 +133,8 @@ def advance_scope(
         moved_m += n
         if n:
             _enter_phase_notices(session, ctx, key, step, edge.dest)
+        if branches is not None:
+            invite_to_oath(session, ctx, key, phase, branch_step, branches_moved)
     return moved_m, moved_b
 
 

@@ -146,17 +146,26 @@ def _oath_notices(session: Session, ctx: EvalContext, key: str, branch_step: str
         .join(row.person, row.person.branch_id == row.bp.branch_id)
         .join(row.mp, and_(row.mp.member_id == row.person.member_id, row.mp.campaign_key == key))
         .where(row.bp.step == branch_step, row.bp.campaign_key == key)
+        # Those who will not pledge are not invited.
+        .where(row.mp.state.not_in(("disqualified", "withdrawal_pending", "withdrawn", "exempt")))
     )
     return outbox.queue_from(session, "oath_ceremony", source, ctx.at)
 
 
-def _move_branch_phase(session: Session, ctx: EvalContext, key: str, phase: str, lo: str, hi: str, cause: Cause) -> int:
+def _move_branch_phase(
+    session: Session, ctx: EvalContext, key: str, phase: str, lo: str, hi: str, cause: Cause
+) -> tuple[str, int]:
+    """Move the chunk's branches out of `phase`; the caller invites to the oath once their members have moved."""
     edge = branch_machine.advance_edge(phase)
     assert edge is not None
-    step, moved = move_branches(session, ctx, edge, _branch_scope(lo, hi), cause)
-    if moved and edge.dest == "pledge":
-        _oath_notices(session, ctx, key, step)
-    return moved
+    return move_branches(session, ctx, edge, _branch_scope(lo, hi), cause)
+
+
+def invite_to_oath(session: Session, ctx: EvalContext, key: str, phase: str, branch_step: str, moved: int) -> None:
+    """Branches that entered pledge: their members are told of the ceremony — after the members' own moves (and
+    lapses), so that whoever will not pledge is not invited."""
+    if moved and phase == "consolidation":
+        _oath_notices(session, ctx, key, branch_step)
 
 
 def _move_member_phase(session: Session, ctx: EvalContext, key: str, phase: str, lo: str, hi: str, cause: Cause) -> int:
@@ -186,8 +195,8 @@ def fire_chunk(session: Session, key: str, deadline: Deadline, lo: str, hi: str,
         moved = moved_b + moved_m
     else:
         phase = deadline.name
-        moved += _move_branch_phase(session, ctx, key, phase, lo, hi, cause)
-        moved += _move_member_phase(session, ctx, key, phase, lo, hi, cause)
+        branch_step, branches_moved = _move_branch_phase(session, ctx, key, phase, lo, hi, cause)
+        moved = branches_moved + _move_member_phase(session, ctx, key, phase, lo, hi, cause)
         label = deadline.cutoff.isoformat() if deadline.cutoff else ""
         if phase == "consolidation":
             lapse = member_machine.machine().edges("lapse", "consolidation")[0]
@@ -202,6 +211,7 @@ def fire_chunk(session: Session, key: str, deadline: Deadline, lo: str, hi: str,
                     lambda row: member_context(ctx, row, phase, label),
                     phase,
                 )
+        invite_to_oath(session, ctx, key, phase, branch_step, branches_moved)
         _stuck_notices(session, ctx, key, phase, label, lo, hi)
     session.execute(
         insert_ignoring_duplicates(session, DoneChunk).values(
@@ -240,8 +250,9 @@ def stuck_pass_chunk(session: Session, key: str, lo: str, hi: str, at: dt.dateti
     for phase in PHASES:
         if phase not in done:
             break
-        moved += _move_branch_phase(session, ctx, key, phase, lo, hi, cause)
-        moved += _move_member_phase(session, ctx, key, phase, lo, hi, cause)
+        branch_step, branches_moved = _move_branch_phase(session, ctx, key, phase, lo, hi, cause)
+        moved += branches_moved + _move_member_phase(session, ctx, key, phase, lo, hi, cause)
+        invite_to_oath(session, ctx, key, phase, branch_step, branches_moved)
     disqualify = member_machine.machine().edges("disqualify", "consolidation")[0]
     moved += move_members(session, ctx, disqualify, in_branches(lo, hi), cause)[1]
     return moved
