@@ -34,6 +34,11 @@ def absolute_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+# Every statement keeps its rowcount: SQLAlchemy 2 drops it for INSERT … SELECT on PostgreSQL unless asked,
+# and the sweep reports how many notices and moves each statement made.
+ROWCOUNT = {"preserve_rowcount": True}
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     try:
         url = absolute_url(url)
@@ -41,10 +46,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     except Exception as exc:  # noqa: BLE001 - any unparseable URL is the user's input
         raise BadInput(f"CAMPAIGN_DATABASE_URL is not a database URL: {exc}") from exc
     if backend == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": 60}, **kwargs)
+        engine = create_engine(url, connect_args={"timeout": 60}, execution_options=ROWCOUNT, **kwargs)
         _sqlite_writers_wait(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    return create_engine(url, pool_pre_ping=True, execution_options=ROWCOUNT, **kwargs)
 
 
 def _sqlite_writers_wait(engine: Engine) -> None:

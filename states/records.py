@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import (
+    Column,
+    Date,
+    Float,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from states import audit
 from states.clock import parse_date
-from states.csvio import CsvFile, check_id, number, rows
+from states.csvio import CsvFile, check_id, number
+from states.db import changed
 from states.errors import MalformedFile
 from states.models import Branch, BranchHistory, Evidence, ImportRecord, Person
-from states.roster import participants
+from states.roster import stage as staging_table
 
 MEMBER_KINDS = (
     "study_self",
@@ -82,95 +101,248 @@ def _value(source: CsvFile, line: int, kind: str, value: str, branch_size: int |
     return None
 
 
+STAGE = "evidence_stage"
+
+
+HOURS = frozenset(("study_self", "study_concentrated"))
+KINDS = frozenset(MEMBER_KINDS + BRANCH_KINDS)
+MEMBER_KIND_SET = frozenset(MEMBER_KINDS)
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The text's lines as `io.StringIO(text, newline="")` yields them, without its copy of the whole text (four
+    bytes a character: 1.2 GB for a million members' evidence)."""
+    if text.count("\r") != text.count("\r\n"):  # a lone CR ends a line too: leave that to StringIO
+        yield from io.StringIO(text, newline="")
+        return
+    position, size = 0, len(text)
+    while position < size:
+        end = text.find("\n", position)
+        end = size if end < 0 else end + 1
+        yield text[position:end]
+        position = end
+
+
+def _fields(source: CsvFile) -> Iterator[tuple[int, list[str]]]:
+    """(line, [member_id, branch_id, kind, date, value, ref]) for each data row, stripped: `csvio.rows` without a
+    dict per row (the same header checks, blank rows skipped, the same messages)."""
+    reader = csv.reader(_lines(source.text), strict=True)
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise MalformedFile(source.path, 1, None, "is empty (no header row)") from None
+    except csv.Error as exc:
+        raise MalformedFile(source.path, 1, None, str(exc)) from None
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise MalformedFile(source.path, 1, missing[0], f"header lacks column {missing[0]!r}")
+    unknown = [c for c in header if c not in COLUMNS and c != "ref"]
+    if unknown:
+        raise MalformedFile(source.path, 1, unknown[0], f"unknown column {unknown[0]!r}")
+    if len(set(header)) != len(header):
+        raise MalformedFile(source.path, 1, None, "a column is named twice")
+    width = len(header)
+    index = [header.index(c) for c in COLUMNS]
+    ref_at = header.index("ref") if "ref" in header else None
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise MalformedFile(source.path, reader.line_num, None, str(exc)) from None
+        if not values or not "".join(values).strip():
+            continue
+        if len(values) != width:
+            raise MalformedFile(source.path, reader.line_num, None, f"has {len(values)} fields, the header {width}")
+        fields = [values[i].strip() for i in index]
+        fields.append(values[ref_at].strip() if ref_at is not None else "")
+        yield reader.line_num, fields
+
+
+def _staged(source: CsvFile, deferred: list[MalformedFile]) -> Iterator[tuple[Any, ...]]:
+    """The file's rows for the staging table, each field checked as it streams by (a malformed field stops the
+    import at once); a value that does not fit its kind is kept in `deferred`, as it ranks with the checks against
+    the roster, which run set-wise once every row is staged. Ids and dates seen once are not checked again."""
+    dates: dict[str, str] = {}
+    ids: set[str] = set()
+    last_member = ""
+    for line, (member_id, branch_id, kind, text, value, ref) in _fields(source):
+        if kind not in KINDS:
+            raise MalformedFile(source.path, line, "kind", f"unknown kind {kind!r}")
+        if kind in MEMBER_KIND_SET:
+            if not member_id:
+                raise MalformedFile(source.path, line, "member_id", f"{kind} is a member's record: member_id is required")
+            if member_id != last_member:
+                check_id(source, line, "member_id", member_id)
+                last_member = member_id
+        elif member_id:
+            raise MalformedFile(source.path, line, "member_id", f"{kind} is a branch's record: leave member_id empty")
+        if branch_id not in ids:
+            check_id(source, line, "branch_id", branch_id)
+            if len(ids) < 1_000_000:
+                ids.add(branch_id)
+        date = dates.get(text)
+        if date is None:
+            try:
+                parsed = parse_date(text)
+            except ValueError:
+                raise MalformedFile(source.path, line, "date", f"{text!r} is not a date YYYY-MM-DD") from None
+            if not EARLIEST <= parsed <= LATEST:
+                raise MalformedFile(source.path, line, "date", f"{text} is not a plausible date")
+            date = dates[text] = parsed.isoformat()
+        if ref and len(ref) > 200:
+            raise MalformedFile(source.path, line, "ref", "is longer than 200 characters")
+        num: float | None = None
+        if not deferred:
+            if kind in HOURS:
+                try:
+                    num = float(value)
+                except ValueError:
+                    num = None
+                if num is None or not 0.0 <= num <= 24.0:  # NaN and infinities fail too
+                    num = _deferred(source, line, kind, value, deferred)
+            elif kind != "study_check" or value not in ("pass", "fail"):
+                num = _deferred(source, line, kind, value, deferred)
+        yield line, member_id or None, branch_id, kind, date, value, num, ref or None
+
+
+def _deferred(source: CsvFile, line: int, kind: str, value: str, deferred: list[MalformedFile]) -> float | None:
+    try:
+        return _value(source, line, kind, value, None)
+    except MalformedFile as exc:
+        deferred.append(exc)
+        return None
+
+
+def _first_misfit(session: Session, source: CsvFile, stage: Table, deferred: list[MalformedFile]) -> None:
+    """The first row (in file order) that does not fit the roster, or repeats a ref, or has a bad value: raised.
+
+    Same order as a row-by-row check: by line, and on one line branch, member, membership, value, ref."""
+    s = stage.c
+    found: list[tuple[int, int, MalformedFile | None]] = []
+    if deferred:
+        found.append((deferred[0].line or 0, 3, deferred[0]))
+    no_branch = ~select(Branch.branch_id).where(Branch.branch_id == s.branch_id).exists()
+    not_member = and_(
+        s.member_id.is_not(None),
+        ~select(BranchHistory.member_id)
+        .where(BranchHistory.member_id == s.member_id, BranchHistory.branch_id == s.branch_id)
+        .exists(),
+    )
+    line = session.scalar(select(func.min(s.line)).where(or_(no_branch, not_member)))
+    if line is not None:
+        found.append((line, 0, None))
+    size = (
+        select(func.count())
+        .select_from(Person)
+        .where(Person.branch_id == s.branch_id, Person.role != "inspector")
+        .scalar_subquery()
+    )
+    crowded = session.execute(
+        select(s.line, s.num, size)
+        .where(s.member_id.is_(None), s.kind.in_(MEETINGS), s.num.is_not(None), s.num > size)
+        .order_by(s.line)
+        .limit(1)
+    ).first()
+    if crowded is not None:
+        signed, branch_size = crowded[1], crowded[2]
+        message = f"{int(signed)} signed in, but the branch has {branch_size} participants"
+        found.append((crowded[0], 3, MalformedFile(source.path, crowded[0], "value", message)))
+    twice = session.scalar(
+        select(func.count()).select_from(
+            select(s.ref).where(s.ref.is_not(None)).group_by(s.ref).having(func.count() > 1).limit(1).subquery()
+        )
+    )
+    if twice:
+        t = stage.alias("t")
+        first = select(func.min(t.c.line)).where(t.c.ref == s.ref).scalar_subquery()
+        again = session.execute(
+            select(s.line, s.ref, first).where(s.ref.is_not(None), s.line > first).order_by(s.line).limit(1)
+        ).one()
+        message = f"ref {again[1]!r} is already on line {again[2]}"
+        found.append((again[0], 4, MalformedFile(source.path, again[0], "ref", message)))
+    if not found:
+        return
+    line, _rank, error = min(found, key=lambda f: (f[0], f[1]))
+    if error is not None:
+        raise error
+    member_id, branch_id = session.execute(select(s.member_id, s.branch_id).where(s.line == line)).one()
+    if session.get(Branch, branch_id) is None:
+        raise MalformedFile(source.path, line, "branch_id", f"unknown branch {branch_id!r}")
+    if session.get(Person, member_id) is None:
+        raise MalformedFile(source.path, line, "member_id", f"unknown member {member_id!r}")
+    raise MalformedFile(source.path, line, "branch_id", f"member {member_id} never belonged to branch {branch_id}")
+
+
 def import_records(session: Session, source: CsvFile, actor: str, at: dt.datetime) -> RecordsResult:
+    """Stream the file into a staging table (COPY on PostgreSQL), check it set-wise, then one INSERT … SELECT;
+    a known ref whose row changed is corrected in place. The caller's transaction makes it all or nothing."""
     result = RecordsResult()
     if session.scalar(
         select(ImportRecord.id).where(ImportRecord.kind == "records", ImportRecord.sha256 == source.sha256)
     ):
         result.unchanged = True
         return result
-    parsed: list[tuple[int, dict[str, Any]]] = []
-    member_ids: set[str] = set()
-    branch_ids: set[str] = set()
-    for line, row in rows(source, COLUMNS, ("ref",)):
-        kind = row["kind"]
-        if kind not in MEMBER_KINDS and kind not in BRANCH_KINDS:
-            raise MalformedFile(source.path, line, "kind", f"unknown kind {kind!r}")
-        member_id = row["member_id"] or None
-        if kind in MEMBER_KINDS and member_id is None:
-            raise MalformedFile(source.path, line, "member_id", f"{kind} is a member's record: member_id is required")
-        if kind in BRANCH_KINDS and member_id is not None:
-            raise MalformedFile(source.path, line, "member_id", f"{kind} is a branch's record: leave member_id empty")
-        if member_id is not None:
-            check_id(source, line, "member_id", member_id)
-            member_ids.add(member_id)
-        branch_id = check_id(source, line, "branch_id", row["branch_id"])
-        branch_ids.add(branch_id)
-        try:
-            date = parse_date(row["date"])
-        except ValueError:
-            raise MalformedFile(source.path, line, "date", f"{row['date']!r} is not a date YYYY-MM-DD") from None
-        if not EARLIEST <= date <= LATEST:
-            raise MalformedFile(source.path, line, "date", f"{row['date']} is not a plausible date")
-        ref = row.get("ref") or None
-        if ref is not None and len(ref) > 200:
-            raise MalformedFile(source.path, line, "ref", "is longer than 200 characters")
-        parsed.append(
-            (line, {"member_id": member_id, "branch_id": branch_id, "kind": kind, "date": date, "value": row["value"], "ref": ref})
-        )
-    known_branches = {b for chunk in _chunks(sorted(branch_ids)) for b in session.scalars(select(Branch.branch_id).where(Branch.branch_id.in_(chunk)))}
-    belongs: set[tuple[str, str]] = set()
-    known_members: set[str] = set()
-    for chunk in _chunks(sorted(member_ids)):
-        known_members.update(session.scalars(select(Person.member_id).where(Person.member_id.in_(chunk))))
-        belongs.update(
-            (m, b)
-            for m, b in session.execute(
-                select(BranchHistory.member_id, BranchHistory.branch_id).where(BranchHistory.member_id.in_(chunk))
-            )
-        )
-    sizes = {b: participants(session, b) for b in known_branches}
-    seen_refs: dict[str, int] = {}
-    for line, fact in parsed:
-        if fact["branch_id"] not in known_branches:
-            raise MalformedFile(source.path, line, "branch_id", f"unknown branch {fact['branch_id']!r}")
-        member_id = fact["member_id"]
-        if member_id is not None:
-            if member_id not in known_members:
-                raise MalformedFile(source.path, line, "member_id", f"unknown member {member_id!r}")
-            if (member_id, fact["branch_id"]) not in belongs:
-                raise MalformedFile(
-                    source.path, line, "branch_id", f"member {member_id} never belonged to branch {fact['branch_id']}"
-                )
-        fact["num"] = _value(source, line, fact["kind"], fact["value"], sizes.get(fact["branch_id"]) if member_id is None else None)
-        if fact["ref"] is not None:
-            if fact["ref"] in seen_refs:
-                raise MalformedFile(source.path, line, "ref", f"ref {fact['ref']!r} is already on line {seen_refs[fact['ref']]}")
-            seen_refs[fact["ref"]] = line
-    record = ImportRecord(kind="records", scope="", sha256=source.sha256, filename=source.path, rows=len(parsed), at=at, actor=actor)
+    deferred: list[MalformedFile] = []
+    stage = staging_table(
+        session,
+        STAGE,
+        [
+            Column("line", Integer, primary_key=True),  # SQLite: the rowid, so file order costs no sort
+            Column("member_id", String(64)),
+            Column("branch_id", String(64), nullable=False),
+            Column("kind", String(32), nullable=False),
+            Column("date", Date, nullable=False),
+            Column("value", Text, nullable=False),
+            Column("num", Float),
+            Column("ref", String(200)),
+        ],
+        _staged(source, deferred),
+    )
+    session.connection().exec_driver_sql(f"CREATE INDEX ix_{STAGE}_ref ON {STAGE} (ref)")
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection().exec_driver_sql(f"ANALYZE {STAGE}")
+    _first_misfit(session, source, stage, deferred)
+    s = stage.c
+    count = session.scalar(select(func.count()).select_from(stage)) or 0
+    record = ImportRecord(kind="records", scope="", sha256=source.sha256, filename=source.path, rows=count, at=at, actor=actor)
     session.add(record)
     session.flush()
-    existing: dict[str, Evidence] = {}
-    for chunk in _chunks(sorted(seen_refs)):
-        existing.update({e.ref: e for e in session.scalars(select(Evidence).where(Evidence.ref.in_(chunk))) if e.ref})
-    fresh: list[dict[str, Any]] = []
-    for _line, fact in parsed:
-        old = existing.get(fact["ref"]) if fact["ref"] else None
-        if old is None:
-            fresh.append({**fact, "import_id": record.id})
-            continue
-        if any(getattr(old, k) != fact[k] for k in ("member_id", "branch_id", "kind", "date", "value")):
-            session.execute(update(Evidence).where(Evidence.id == old.id).values(**fact, import_id=record.id))
-            result.updated += 1
-    if fresh:
-        session.execute(insert(Evidence), fresh)
-    result.added = len(fresh)
+    known = select(Evidence.id).where(Evidence.ref == s.ref).exists()
+    corrections = session.scalar(select(s.line).where(s.ref.is_not(None), known).limit(1)) is not None
+    if corrections:
+        result.updated = changed(session.connection().execute(
+            update(Evidence)
+            .where(
+                Evidence.ref == s.ref,
+                or_(
+                    Evidence.member_id.is_distinct_from(s.member_id),
+                    Evidence.branch_id != s.branch_id,
+                    Evidence.kind != s.kind,
+                    Evidence.date != s.date,
+                    Evidence.value != s.value,
+                ),
+            )
+            .values(
+                member_id=s.member_id, branch_id=s.branch_id, kind=s.kind, date=s.date, value=s.value, num=s.num,
+                import_id=record.id,
+            )
+            .execution_options(preserve_rowcount=True)
+        ))
+    fresh = (
+        select(s.member_id, s.branch_id, s.kind, s.date, s.value, s.num, s.ref, literal(record.id))
+        .where(or_(s.ref.is_(None), ~known) if corrections else s.line.is_not(None))
+        .order_by(s.line)
+    )
+    result.added = changed(session.connection().execute(
+        insert(Evidence).from_select(
+            ["member_id", "branch_id", "kind", "date", "value", "num", "ref", "import_id"], fresh
+        ).execution_options(preserve_rowcount=True)
+    ))
+    session.connection().exec_driver_sql(f"DROP TABLE {STAGE}")
     audit.log(
         session, campaign_key="", member_id=None, branch_id=None, from_state=None, to_state=None,
         cause="record_import", actor=actor, reason=f"{source.path}: {result.added} added, {result.updated} corrected", at=at,
     )
     return result
-
-
-def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]

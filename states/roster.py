@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, insert, literal, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, and_, func, insert, literal, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from states import audit
@@ -24,6 +27,7 @@ from states.models import (
     Person,
     Phase,
     Unit,
+    UTCDateTime,
 )
 
 ROLES = (
@@ -48,109 +52,177 @@ class RosterResult:
     unchanged: bool = False
 
 
-def _parse(source: CsvFile) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    people: dict[str, dict[str, Any]] = {}
-    branches: dict[str, dict[str, Any]] = {}
-    for line, row in rows(source, COLUMNS, ("locale",)):
-        member_id = check_id(source, line, "member_id", row["member_id"])
-        if not row["name"] or len(row["name"]) > 200:
-            raise MalformedFile(source.path, line, "name", "a name is required (at most 200 characters)")
-        role = row["role"]
-        if role not in ROLES:
-            raise MalformedFile(source.path, line, "role", f"{role!r} is not one of {', '.join(ROLES)}")
-        if not row["unit"] or len(row["unit"]) > 200:
-            raise MalformedFile(source.path, line, "unit", "a unit is required (at most 200 characters)")
-        branch_id = row["branch_id"] or None
-        if branch_id is None and role != "inspector":
-            raise MalformedFile(source.path, line, "branch_id", "everyone but an inspector belongs to a branch")
-        if branch_id is not None:
-            check_id(source, line, "branch_id", branch_id)
-            if not row["branch_name"]:
-                raise MalformedFile(source.path, line, "branch_name", "a branch needs a name")
-            seen = branches.setdefault(branch_id, {"branch_id": branch_id, "name": row["branch_name"], "unit": row["unit"], "line": line})
-            if seen["name"] != row["branch_name"]:
-                raise MalformedFile(
-                    source.path, line, "branch_name", f"branch {branch_id} is named {seen['name']!r} on line {seen['line']}"
+STAGE = "roster_stage"
+
+
+def _checked(source: CsvFile, branches: dict[str, dict[str, Any]], failed: list[MalformedFile]) -> Iterator[tuple[Any, ...]]:
+    """Each row for the staging table, its fields checked as it streams by; the first bad row stops the stream and
+    is kept in `failed` (a person named twice with different values, found set-wise afterwards, may come earlier)."""
+    try:
+        for line, row in rows(source, COLUMNS, ("locale",)):
+            member_id = check_id(source, line, "member_id", row["member_id"])
+            if not row["name"] or len(row["name"]) > 200:
+                raise MalformedFile(source.path, line, "name", "a name is required (at most 200 characters)")
+            role = row["role"]
+            if role not in ROLES:
+                raise MalformedFile(source.path, line, "role", f"{role!r} is not one of {', '.join(ROLES)}")
+            if not row["unit"] or len(row["unit"]) > 200:
+                raise MalformedFile(source.path, line, "unit", "a unit is required (at most 200 characters)")
+            branch_id = row["branch_id"] or None
+            if branch_id is None and role != "inspector":
+                raise MalformedFile(source.path, line, "branch_id", "everyone but an inspector belongs to a branch")
+            if branch_id is not None:
+                check_id(source, line, "branch_id", branch_id)
+                if not row["branch_name"]:
+                    raise MalformedFile(source.path, line, "branch_name", "a branch needs a name")
+                seen = branches.setdefault(
+                    branch_id, {"branch_id": branch_id, "name": row["branch_name"], "unit": row["unit"], "line": line}
                 )
-        email = row["email"] or None
-        if email is not None and ("@" not in email or any(c.isspace() for c in email) or len(email) > 320):
-            raise MalformedFile(source.path, line, "email", f"{email!r} is not an e-mail address")
-        locale = row.get("locale") or "zh-CN"
-        if locale not in LOCALES:
-            raise MalformedFile(source.path, line, "locale", f"{locale!r} is not one of {', '.join(LOCALES)}")
-        person = {
-            "member_id": member_id,
-            "name": row["name"],
-            "branch_id": branch_id,
-            "unit": row["unit"],
-            "role": role,
-            "email": email,
-            "locale": locale,
-        }
-        previous = people.get(member_id)
-        if previous is not None and previous != person:
-            raise MalformedFile(source.path, line, "member_id", f"{member_id} appears twice with different values")
-        people[member_id] = person
-    return people, branches
+                if seen["name"] != row["branch_name"]:
+                    raise MalformedFile(
+                        source.path, line, "branch_name", f"branch {branch_id} is named {seen['name']!r} on line {seen['line']}"
+                    )
+            email = row["email"] or None
+            if email is not None and ("@" not in email or any(c.isspace() for c in email) or len(email) > 320):
+                raise MalformedFile(source.path, line, "email", f"{email!r} is not an e-mail address")
+            locale = row.get("locale") or "zh-CN"
+            if locale not in LOCALES:
+                raise MalformedFile(source.path, line, "locale", f"{locale!r} is not one of {', '.join(LOCALES)}")
+            yield line, member_id, row["name"], branch_id, row["unit"], role, email, locale
+    except MalformedFile as exc:
+        failed.append(exc)
+
+
+PERSON_COLUMNS = ("member_id", "name", "branch_id", "unit", "role", "email", "locale")
+
+
+def _stage_roster(session: Session, source: CsvFile) -> tuple[Table, dict[str, dict[str, Any]]]:
+    """The file in a staging table, one row per distinct person (the first line naming them); a bad row raised."""
+    branches: dict[str, dict[str, Any]] = {}
+    failed: list[MalformedFile] = []
+    table = stage(
+        session,
+        STAGE,
+        [
+            Column("line", Integer, nullable=False),
+            Column("member_id", String(64), nullable=False),
+            Column("name", String(200), nullable=False),
+            Column("branch_id", String(64)),
+            Column("unit", String(200), nullable=False),
+            Column("role", String(32), nullable=False),
+            Column("email", String(320)),
+            Column("locale", String(8), nullable=False),
+        ],
+        _checked(source, branches, failed),
+    )
+    connection = session.connection()
+    connection.exec_driver_sql(f"CREATE INDEX ix_{STAGE}_member ON {STAGE} (member_id, line)")
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"ANALYZE {STAGE}")
+    s = table.c
+    # A person named twice must be named the same way: the first line that differs from an earlier one.
+    f = table.alias("f")
+    twice = session.scalar(
+        select(func.count()).select_from(
+            select(s.member_id).group_by(s.member_id).having(func.count() > 1).limit(1).subquery()
+        )
+    )
+    if twice:
+        bad = session.execute(
+            select(s.line, s.member_id)
+            .join(f, and_(f.c.member_id == s.member_id, f.c.line < s.line))
+            .where(or_(*[f.c[c].is_distinct_from(s[c]) for c in PERSON_COLUMNS[1:]]))
+            .order_by(s.line)
+            .limit(1)
+        ).first()
+        if bad is not None and (not failed or bad[0] < (failed[0].line or 0)):
+            raise MalformedFile(source.path, bad[0], "member_id", f"{bad[1]} appears twice with different values")
+    if failed:
+        raise failed[0]
+    return table, branches
+
+
+def _upsert(session: Session, model: Any, source: Any, columns: list[str], key: list[str], updated: list[str]) -> None:
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(model).from_select(columns, source)
+    excluded = statement.excluded
+    session.connection().execute(
+        statement.on_conflict_do_update(index_elements=key, set_={c: excluded[c] for c in updated})
+    )
 
 
 def import_roster(session: Session, source: CsvFile, actor: str, at: dt.datetime) -> RosterResult:
-    """Add or update everyone in the file, in the caller's transaction; a bad row rejects the whole file."""
-    people, branches = _parse(source)
+    """Add or update everyone in the file, in the caller's transaction; a bad row rejects the whole file.
+
+    Set-wise: the file is streamed into a staging table (COPY on PostgreSQL), checked, and merged with one
+    INSERT … ON CONFLICT per table; transfers are found by a join, never one ORM object per person."""
+    table, branches = _stage_roster(session, source)
     result = RosterResult()
     if session.scalar(
         select(ImportRecord.id).where(ImportRecord.kind == "roster", ImportRecord.sha256 == source.sha256)
     ):
+        session.connection().exec_driver_sql(f"DROP TABLE {STAGE}")
         result.unchanged = True
         return result
-    units = {p["unit"] for p in people.values()} | {b["unit"] for b in branches.values()}
-    for unit in sorted(units):
-        session.execute(insert_ignoring_duplicates(session, Unit).values(name=unit))
-    for branch in branches.values():
-        existing = session.get(Branch, branch["branch_id"])
-        if existing is None:
-            session.add(Branch(branch_id=branch["branch_id"], name=branch["name"], unit=branch["unit"]))
-        else:
-            existing.name, existing.unit = branch["name"], branch["unit"]
-    session.flush()
-    known = {
-        p.member_id: p
-        for chunk in _chunks(list(people), 500)
-        for p in session.scalars(select(Person).where(Person.member_id.in_(chunk)))
-    }
-    for member_id, values in people.items():
-        person = known.get(member_id)
-        if person is None:
-            session.add(Person(**values))
-            result.added += 1
-        else:
-            moved = person.branch_id != values["branch_id"]
-            changed = any(getattr(person, k) != v for k, v in values.items())
-            if moved and person.branch_id is not None and values["branch_id"] is not None:
-                result.transferred += 1
-                audit.log(
-                    session, campaign_key="", member_id=member_id, branch_id=values["branch_id"],
-                    from_state=None, to_state=None, cause="transfer", actor=actor,
-                    reason=f"{person.branch_id} → {values['branch_id']}", at=at,
-                )
-            for k, v in values.items():
-                setattr(person, k, v)
-            result.updated += int(changed)
-        if values["branch_id"] is not None:
-            session.execute(
-                insert_ignoring_duplicates(session, BranchHistory).values(
-                    member_id=member_id, branch_id=values["branch_id"], since=at
-                )
-            )
-    session.flush()
+    s = table.c
+    head = table.alias("head")
+    people = (
+        select(*[s[c] for c in PERSON_COLUMNS], s.line)
+        .where(s.line == select(func.min(head.c.line)).where(head.c.member_id == s.member_id).scalar_subquery())
+        .subquery("people")
+    )
+    n = people.c
+    connection = session.connection()
+    units = select(s.unit).distinct().where(s.unit.is_not(None))
+    connection.execute(insert_ignoring_duplicates(session, Unit).from_select(["name"], units))
+    for branch in sorted(branches.values(), key=lambda b: b["line"]):
+        connection.execute(
+            (postgresql if connection.dialect.name == "postgresql" else sqlite)
+            .insert(Branch)
+            .values(branch_id=branch["branch_id"], name=branch["name"], unit=branch["unit"])
+            .on_conflict_do_update(index_elements=["branch_id"], set_={"name": branch["name"], "unit": branch["unit"]})
+        )
+    total = session.scalar(select(func.count()).select_from(people)) or 0
+    existing = select(func.count()).select_from(people).join(Person, Person.member_id == n.member_id)
+    known = session.scalar(existing) or 0
+    result.added = total - known
+    result.updated = session.scalar(
+        existing.where(or_(*[getattr(Person, c).is_distinct_from(n[c]) for c in PERSON_COLUMNS[1:]]))
+    ) or 0
+    moved = (
+        select(Person.member_id, Person.branch_id.label("old"), n.branch_id.label("new"), n.line)
+        .join(people, n.member_id == Person.member_id)
+        .where(Person.branch_id.is_not(None), n.branch_id.is_not(None), Person.branch_id != n.branch_id)
+        .subquery("moved")
+    )
+    result.transferred = session.scalar(select(func.count()).select_from(moved)) or 0
+    if result.transferred:
+        audit.log_from(
+            session,
+            select(
+                literal(""), moved.c.member_id, moved.c.new, literal(None, String), literal(None, String),
+                literal("transfer"), literal(None, String), literal(None, String), literal(actor),
+                moved.c.old + literal(" → ") + moved.c.new, literal(None, String), literal(at, UTCDateTime()),
+            ).order_by(moved.c.line),
+        )
+    _upsert(session, Person, select(*[n[c] for c in PERSON_COLUMNS]).where(n.member_id.is_not(None)),
+            list(PERSON_COLUMNS), ["member_id"], list(PERSON_COLUMNS[1:]))
+    connection.execute(
+        insert_ignoring_duplicates(session, BranchHistory).from_select(
+            ["member_id", "branch_id", "since"],
+            select(n.member_id, n.branch_id, literal(at, UTCDateTime())).where(n.branch_id.is_not(None)),
+        )
+    )
+    connection.exec_driver_sql(f"DROP TABLE {STAGE}")
+    session.expire_all()
     for campaign_key in session.scalars(select(Campaign.key)):
         result.joined += enrol_newcomers(session, campaign_key, actor, at)
     session.add(
-        ImportRecord(kind="roster", scope="", sha256=source.sha256, filename=source.path, rows=len(people), at=at, actor=actor)
+        ImportRecord(kind="roster", scope="", sha256=source.sha256, filename=source.path, rows=total, at=at, actor=actor)
     )
     audit.log(
         session, campaign_key="", member_id=None, branch_id=None, from_state=None, to_state=None,
-        cause="roster_import", actor=actor, reason=f"{source.path}: {len(people)} people", at=at,
+        cause="roster_import", actor=actor, reason=f"{source.path}: {total} people", at=at,
     )
     return result
 
@@ -190,7 +262,7 @@ def enrol_newcomers(session: Session, key: str, actor: str, at: dt.datetime) -> 
     joined = changed(session.execute(
         insert(MemberProgress).from_select(
             ["member_id", "campaign_key", "state", "state_since", "version", "step"], newcomers
-        )
+        ).execution_options(preserve_rowcount=True)  # SQLAlchemy 2 keeps an INSERT's rowcount only when asked
     ))
     if joined and state == "study":
         audit.log_from(
@@ -209,6 +281,30 @@ def enrol_newcomers(session: Session, key: str, actor: str, at: dt.datetime) -> 
         end = session.scalar(select(Phase.end).where(Phase.campaign_key == key, Phase.name == "study"))
         queue_members_moved(session, context(session, key, at), step, "phase_started", "study", str(end), "study")
     return joined
+
+
+def stage(session: Session, name: str, columns: list[Column[Any]], rows: Iterable[tuple[Any, ...]]) -> Table:
+    """A temporary staging table of the caller's transaction, filled in bulk: COPY on PostgreSQL, executemany on
+    SQLite (batches of 20,000 rows, so a million-row file never sits in memory as Python rows)."""
+    table = Table(name, MetaData(), *columns, prefixes=["TEMPORARY"])
+    connection = session.connection()
+    connection.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+    table.create(connection)
+    dbapi = connection.connection.dbapi_connection
+    assert dbapi is not None
+    names = ", ".join(c.name for c in columns)
+    if connection.dialect.name == "postgresql":
+        with dbapi.cursor() as cursor, cursor.copy(f"COPY {name} ({names}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+            for row in rows:
+                copy.write_row(row)
+        return table
+    cursor = dbapi.cursor()
+    sql = f"INSERT INTO {name} ({names}) VALUES ({', '.join('?' for _ in columns)})"
+    iterator = iter(rows)
+    while batch := list(itertools.islice(iterator, 20_000)):
+        cursor.executemany(sql, batch)
+    cursor.close()
+    return table
 
 
 def participants(session: Session, branch_id: str) -> int:
