@@ -68,6 +68,36 @@ def local_time(session: Session, campaign: str, at: dt.datetime) -> str:
     return as_utc(at).astimezone(zone(found.timezone if found else "UTC")).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
+def publish_report(session: Session, campaign: str, at: dt.datetime, report_dir: Path) -> Path:
+    """Write the HTML report afresh and publish the machines as a markdown artifact (`<campaign>-machines`)."""
+    from prefect.artifacts import create_markdown_artifact
+
+    from flows import diagram
+    from flows.report import write_report
+
+    target = report_dir / campaign
+    write_report(session, campaign, target, at)
+    create_markdown_artifact(
+        "\n".join(
+            [
+                f"# The machines of `{campaign}`",
+                "Generated from `states/member.py` and `states/branch.py`.",
+                "## Member",
+                "```mermaid",
+                diagram.mermaid("member"),
+                "```",
+                "## Branch",
+                "```mermaid",
+                diagram.mermaid("branch"),
+                "```",
+            ]
+        ),
+        key=f"{campaign}-machines",
+        description="The member and branch state machines",
+    )
+    return target / "index.html"
+
+
 def publish_progress(session: Session, campaign: str, at: dt.datetime, report_dir: Path | None = None) -> UUID:
     """The `<campaign>-progress` table artifact (a new version of the same key at every sweep)."""
     from prefect.artifacts import create_table_artifact

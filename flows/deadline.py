@@ -17,7 +17,7 @@ from prefect.states import Failed, State
 from sqlalchemy import Engine
 
 from flows import runtime
-from flows.artifacts import local_time, publish_progress, publish_summary
+from flows.artifacts import local_time, publish_progress, publish_report, publish_summary
 from flows.limits import one_run_per_campaign
 from states import sweep
 from states.engine import Cause
@@ -113,6 +113,9 @@ def run_sweep(campaign: str, at: str | dt.datetime | None, actor: str) -> dict[s
         with runtime.read(db) as session:
             result = sweep.report(session, plan).as_json()
             facts = summary(session, campaign, when)
+            if result["fired"]:
+                # A deadline fired: leaders get the report as it stands now, linked from the progress table.
+                publish_report(session, campaign, when, found.report_dir)
             publish_progress(session, campaign, when, found.report_dir)
             local = local_time(session, campaign, when)
         publish_summary(campaign, local, result, facts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,13 @@ def test_the_deadline_flow_advances_members_and_publishes_the_progress_table(
     assert "**fired:** study" in summary.data
     progress = [a for a in read_artifacts(flow_run_id=flow_run_id) if a.type == "progress"]
     assert len(progress) == 1 and float(progress[0].data) == 100.0
+
+    # the deadline's run wrote the report afresh, linked it, and published the machines
+    index = Path(os.environ["CAMPAIGN_REPORT_DIR"]) / KEY / "index.html"
+    assert index.exists() and "B08" in index.read_text(encoding="utf-8")
+    assert str(index.resolve()) in table.description
+    machines = read_artifacts(f"{KEY}-machines")[0]
+    assert "stateDiagram-v2" in machines.data and "withdrawal_pending" in machines.data
 
     from prefect.client.orchestration import get_client
 
