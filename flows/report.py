@@ -32,7 +32,16 @@ from states.clock import as_utc, day_start
 from states.conditions import EvalContext, Row
 from states.csvio import neutralise
 from states.errors import NotFound
-from states.evaluate import Result, branch_rows, context, figures, member_rows, results_from
+from states.evaluate import (
+    Result,
+    branch_rows,
+    branches_of,
+    context,
+    figures,
+    member_rows,
+    of_branch_ids,
+    results_from,
+)
 from states.machine import MAIN_PATH, PHASES, Transition, ordinal
 from states.models import (
     Appraisal,
@@ -494,10 +503,10 @@ def member_results(
         names = tuple(dict.fromkeys(name for e in candidates for name in e.guards))
         row = Row()
         query = (
-            member_rows(row, ctx)
+            member_rows(row, ctx, names, of_branch_ids(branch_ids))
             .add_columns(row.mp.member_id.label("member_id"), row.appraisal.rating.label("rating"))
             .add_columns(*figures("member", names, ctx, row))
-            .where(row.mp.state == phase, row.person.branch_id.in_(branch_ids))
+            .where(row.mp.state == phase)
         )
         for mapping in session.execute(query).mappings():
             chosen = _member_edge(phase, mapping["rating"])
@@ -519,10 +528,10 @@ def branch_results(session: Session, ctx: EvalContext, branch_ids: Sequence[str]
         assert edge is not None
         row = Row()
         query = (
-            branch_rows(row, ctx)
+            branch_rows(row, ctx, edge.guards, branches_of(branch_ids))
             .add_columns(row.bp.branch_id.label("branch_id"))
             .add_columns(*figures("branch", edge.guards, ctx, row))
-            .where(row.bp.state == phase, row.bp.branch_id.in_(branch_ids))
+            .where(row.bp.state == phase)
         )
         for mapping in session.execute(query).mappings():
             found[mapping["branch_id"]] = results_from(mapping, edge.guards)

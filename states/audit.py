@@ -7,10 +7,11 @@ import hashlib
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, text
+from sqlalchemy import ColumnElement, Select, String, cast, func, insert, literal, select, text
 from sqlalchemy.orm import Session
 
 from states.clock import as_utc
+from states.db import utc_text
 from states.models import AuditSeal, TransitionLog
 
 GENESIS = "0" * 64
@@ -49,8 +50,6 @@ def log(session: Session, **entry: Any) -> None:
 def log_from(session: Session, source: Select[Any] | Any) -> None:
     """Append the entries a SELECT yields (columns in LOG_COLUMNS order, without `block`)."""
     columns = [c for c in LOG_COLUMNS if c != "block"]
-    from sqlalchemy import literal
-
     session.execute(
         insert(TransitionLog).from_select(
             [*columns, "block"], source.add_columns(literal(block_of(session)).label("block"))
@@ -58,22 +57,27 @@ def log_from(session: Session, source: Select[Any] | Any) -> None:
     )
 
 
-def _entry_text(row: Any) -> str:
-    at = as_utc(row.at).isoformat() if row.at is not None else ""
-    fields = [str(row.id), *(("" if getattr(row, c) is None else str(getattr(row, c))) for c in LOG_COLUMNS[:-2])]
-    return "\x1f".join([*fields, at])
+def _entry_text() -> ColumnElement[str]:
+    """One entry as text, built by the database: id and every column, unit-separated, the instant in UTC.
+    Hashing a string per row is what is left to Python (an ORM object or a Python format per row cost 10× more)."""
+    parts: list[ColumnElement[str]] = [cast(TransitionLog.id, String)]
+    parts += [func.coalesce(getattr(TransitionLog, c), "") for c in LOG_COLUMNS[:-2]]
+    parts.append(func.coalesce(utc_text(TransitionLog.at), ""))
+    text_: ColumnElement[str] = parts[0]
+    for part in parts[1:]:
+        text_ = text_ + literal("\x1f") + part
+    return text_
 
 
 def block_digest(session: Session, block: str, previous: str) -> tuple[int, str]:
     digest = hashlib.sha256(previous.encode())
     count = 0
-    # Plain columns, streamed: an ORM object per entry costs more than the hashing (bench: 1.99 s → 0.76 s per 10k).
-    columns = [TransitionLog.id, *(getattr(TransitionLog, c) for c in LOG_COLUMNS[:-2]), TransitionLog.at]
     rows = session.execute(
-        select(*columns).where(TransitionLog.block == block).order_by(TransitionLog.id).execution_options(yield_per=10_000)
-    )
-    for row in rows:
-        digest.update(_entry_text(row).encode())
+        select(_entry_text()).where(TransitionLog.block == block).order_by(TransitionLog.id)
+        .execution_options(yield_per=20_000)
+    ).scalars()
+    for entry in rows:
+        digest.update(entry.encode())
         digest.update(b"\x1e")
         count += 1
     return count, digest.hexdigest()

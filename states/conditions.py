@@ -1,7 +1,9 @@
 """Every condition of the campaign, defined once: a measure over the evidence and what it needs.
 
-Each condition is a pair of SQL expressions correlated with the subject's row (`have`, `need`) and the test
-between them (`ok`). The sweep evaluates them for a whole chunk in one statement; `explain`, a retry and the
+Each condition is a measure (`have`), what it needs (`need`) and the test between them (`ok`), all SQL. A
+measure of evidence is a `Tally`: an aggregate over the subject's evidence rows, computed for a whole chunk by one
+GROUP BY that the chunk's statement joins (`facts`); other measures read the subject's row (its appraisal, its
+branch's state). The sweep evaluates them for a whole chunk in one statement; `explain`, a retry and the
 machine's callbacks evaluate the very same expressions filtered to one subject, which also yields the figures
 people read ("study hours 38 of 50").
 """
@@ -9,14 +11,19 @@ people read ("study hours 38 of 50").
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
+    String,
+    Subquery,
     and_,
     case,
+    cast,
+    distinct,
     func,
     literal,
     null,
@@ -52,26 +59,81 @@ class EvalContext:
 
 
 class Row:
-    """The aliases a condition's expressions correlate with (one member or branch row of the outer query)."""
+    """The aliases a condition's expressions correlate with (one member or branch row of the outer query), and
+    `facts`: the tallies of the subjects' evidence, one row per subject, when the query joins them."""
 
-    def __init__(self) -> None:
-        self.mp = aliased(MemberProgress, name="mp")
-        self.person = aliased(Person, name="p")
-        self.bp = aliased(BranchProgress, name="bp")
-        self.appraisal = aliased(Appraisal, name="a")
+    def __init__(self, prefix: str = "") -> None:
+        self.mp = aliased(MemberProgress, name=f"{prefix}mp")
+        self.person = aliased(Person, name=f"{prefix}p")
+        self.bp = aliased(BranchProgress, name=f"{prefix}bp")
+        self.appraisal = aliased(Appraisal, name=f"{prefix}a")
+        self.facts: Subquery | None = None
+
+    def tallied(self, tally: Tally) -> ColumnElement[Any]:
+        if self.facts is None or tally.name not in self.facts.c:
+            raise LookupError(f"tally {tally.name!r} is not joined: build the rows with the conditions they read")
+        return tally.read(self.facts.c[tally.name])
 
 
 Expr = Callable[[EvalContext, Row], Any]  # a SQL expression (column, subquery or literal)
 
 
 @dataclass(frozen=True)
+class Tally:
+    """A measure of a subject's own evidence in the campaign's window: one aggregate over its rows.
+
+    A chunk's tallies come from one GROUP BY over the chunk's evidence (`facts`); one member's from the same
+    statement filtered to that member. Either way the expression below is the only definition."""
+
+    name: str
+    subject: Scope
+    kinds: tuple[str, ...]
+    how: Literal["sum", "count", "days", "latest"]
+
+    def aggregate(self) -> ColumnElement[Any]:
+        chosen = Evidence.kind.in_(self.kinds)
+        if self.how == "sum":
+            return func.sum(case((chosen, Evidence.num)))
+        if self.how == "count":
+            return func.count(case((chosen, 1)))
+        if self.how == "days":
+            return func.count(distinct(case((chosen, Evidence.date))))
+        # The latest date decides; on one date, the last row imported: the greatest "date, id, value" string
+        # (the id is offset to a fixed width of 13 digits, so strings compare as (date, id) do).
+        offset_id = cast(Evidence.id, BigInteger) + literal(_ID_OFFSET, BigInteger)
+        ordered = cast(Evidence.date, String) + cast(offset_id, String) + Evidence.value
+        return func.max(case((chosen, ordered)))
+
+    def read(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        """The figure people read, from the aggregate's column (NULL where the subject has no such evidence)."""
+        if self.how == "sum":
+            return func.coalesce(column, 0.0)
+        if self.how in ("count", "days"):
+            return func.coalesce(column, 0)
+        return func.substr(column, _LATEST_VALUE_AT)
+
+
+_ID_OFFSET = 10**12
+_LATEST_VALUE_AT = len("2024-01-01") + len(str(_ID_OFFSET)) + 1
+
+
+@dataclass(frozen=True)
 class Condition:
     name: str
     scope: Scope
-    have: Expr
+    measure: Tally | Expr
     need: Expr
     test: Callable[[ColumnElement[Any], ColumnElement[Any]], ColumnElement[bool]]
     description: str
+
+    @property
+    def tally(self) -> Tally | None:
+        return self.measure if isinstance(self.measure, Tally) else None
+
+    def have(self, ctx: EvalContext, row: Row) -> Any:
+        if isinstance(self.measure, Tally):
+            return row.tallied(self.measure)
+        return self.measure(ctx, row)
 
     def ok(self, ctx: EvalContext, row: Row) -> ColumnElement[bool]:
         return self.test(self.have(ctx, row), self.need(ctx, row))
@@ -80,55 +142,24 @@ class Condition:
 # -- measures ------------------------------------------------------------------------------------------------
 
 
-def _evidence_window(ctx: EvalContext) -> ColumnElement[bool]:
-    # Evidence outside the campaign's window is accepted but counts for none.
-    return Evidence.date.between(ctx.window_start, ctx.last_day)
-
-
-def _of_member(kinds: tuple[str, ...]) -> Callable[[EvalContext, Row], Any]:
-    def where(ctx: EvalContext, row: Row) -> Any:
-        return and_(Evidence.member_id == row.mp.member_id, Evidence.kind.in_(kinds), _evidence_window(ctx))
-
-    return where
-
-
-def _of_branch(kind: str) -> Callable[[EvalContext, Row], Any]:
-    def where(ctx: EvalContext, row: Row) -> Any:
-        return and_(
-            Evidence.branch_id == row.bp.branch_id,
-            Evidence.member_id.is_(None),
-            Evidence.kind == kind,
-            _evidence_window(ctx),
-        )
-
-    return where
-
-
-def _sum(where: Callable[[EvalContext, Row], Any]) -> Expr:
-    return lambda ctx, row: (
-        select(func.coalesce(func.sum(Evidence.num), 0.0)).where(where(ctx, row)).scalar_subquery()
+def facts(
+    ctx: EvalContext, scope: Scope, tallies: Sequence[Tally], subjects: ColumnElement[bool] | None
+) -> Subquery:
+    """One row per subject with evidence: `subject` and a column per tally. `subjects` restricts the rows read
+    (a chunk's members); None reads the whole campaign's evidence."""
+    subject = Evidence.member_id if scope == "member" else Evidence.branch_id
+    kinds = sorted({kind for t in tallies for kind in t.kinds})
+    query = (
+        select(subject.label("subject"), *[t.aggregate().label(t.name) for t in tallies])
+        # Evidence outside the campaign's window is accepted but counts for none.
+        .where(Evidence.kind.in_(kinds), Evidence.date.between(ctx.window_start, ctx.last_day))
+        .group_by(subject)
     )
-
-
-def _count(where: Callable[[EvalContext, Row], Any]) -> Expr:
-    return lambda ctx, row: select(func.count()).select_from(Evidence).where(where(ctx, row)).scalar_subquery()
-
-
-def _distinct_days(where: Callable[[EvalContext, Row], Any]) -> Expr:
-    return lambda ctx, row: (
-        select(func.count(func.distinct(Evidence.date))).where(where(ctx, row)).scalar_subquery()
-    )
-
-
-def _latest_value(where: Callable[[EvalContext, Row], Any]) -> Expr:
-    # The latest date decides; on one date, the last row imported.
-    return lambda ctx, row: (
-        select(Evidence.value)
-        .where(where(ctx, row))
-        .order_by(Evidence.date.desc(), Evidence.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
+    if scope == "branch":
+        query = query.where(Evidence.member_id.is_(None))
+    if subjects is not None:
+        query = query.where(subjects)
+    return query.subquery("f")
 
 
 def _const(value: Any) -> Expr:
@@ -164,11 +195,11 @@ def _publicity_over(ctx: EvalContext, row: Row) -> ColumnElement[bool]:
 
 
 def _member_kind(name: str, kinds: tuple[str, ...], description: str) -> Condition:
-    return Condition(name, "member", _count(_of_member(kinds)), _const(1), _at_least, description)
+    return Condition(name, "member", Tally(name, "member", kinds, "count"), _const(1), _at_least, description)
 
 
 def _branch_kind(name: str, description: str) -> Condition:
-    return Condition(name, "branch", _count(_of_branch(name)), _const(1), _at_least, description)
+    return Condition(name, "branch", Tally(name, "branch", (name,), "count"), _const(1), _at_least, description)
 
 
 # -- the conditions ------------------------------------------------------------------------------------------
@@ -178,7 +209,7 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition(
         "study_hours",
         "member",
-        _sum(_of_member(("study_self", "study_concentrated"))),
+        Tally("study_hours", "member", ("study_self", "study_concentrated"), "sum"),
         lambda ctx, row: literal(ctx.study_hours),
         _at_least,
         "class hours of study in total (学时)",
@@ -186,7 +217,7 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition(
         "concentrated_days",
         "member",
-        _distinct_days(_of_member(("study_concentrated",))),
+        Tally("concentrated_days", "member", ("study_concentrated",), "days"),
         lambda ctx, row: literal(ctx.concentrated_days),
         _at_least,
         "distinct days of concentrated training (集中学习培训)",
@@ -194,7 +225,7 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition(
         "study_check",
         "member",
-        _latest_value(_of_member(("study_check",))),
+        Tally("study_check", "member", ("study_check",), "latest"),
         _const("pass"),
         _equals,
         "the check of learning results passed (学习培训成果检查)",
@@ -255,7 +286,7 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition(
         "followup",
         "member",
-        _count(_of_member(("admonishment_talk",))),
+        Tally("followup", "member", ("admonishment_talk",), "count"),
         lambda ctx, row: case((row.appraisal.rating == "basically_qualified", 1), else_=0),
         _at_least,
         "the admonishment talk after a basically-qualified rating (诫勉谈话)",
@@ -279,7 +310,7 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition(
         "concentrated_training",
         "branch",
-        _distinct_days(_of_branch("concentrated_training")),
+        Tally("concentrated_training", "branch", ("concentrated_training",), "days"),
         lambda ctx, row: literal(ctx.concentrated_days),
         _at_least,
         "concentrated training held on enough distinct days (集中学习培训)",
@@ -288,7 +319,7 @@ CONDITIONS: tuple[Condition, ...] = (
     Condition(
         "opinions_solicited",
         "branch",
-        _sum(_of_branch("opinions_solicited")),
+        Tally("opinions_solicited", "branch", ("opinions_solicited",), "sum"),
         _const(1),
         _at_least,
         "opinions solicited inside and outside the party (征求意见)",
@@ -325,3 +356,9 @@ def condition(scope: Scope, name: str) -> Condition:
 
 def names(scope: Scope) -> tuple[str, ...]:
     return tuple(c.name for c in CONDITIONS if c.scope == scope)
+
+
+def tallies(scope: Scope, names: Iterable[str]) -> tuple[Tally, ...]:
+    """The evidence tallies the named conditions read, each once."""
+    found = (condition(scope, name).tally for name in names)
+    return tuple(dict.fromkeys(t for t in found if t is not None))

@@ -13,12 +13,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import JSON
+from sqlalchemy.types import JSON, String
 
 from states.errors import BadInput
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-SCHEMA_REVISION = "20261127_0001"
+SCHEMA_REVISION = "20261128_0002"
 """The newest migration; a test checks it is Alembic's head, so commands skip loading Alembic (~0.5 s)."""
 
 
@@ -136,3 +136,21 @@ def _json_object_sqlite(element: json_object, compiler: Any, **kw: Any) -> str:
 @compiles(json_object, "postgresql")
 def _json_object_pg(element: json_object, compiler: Any, **kw: Any) -> str:
     return f"json_build_object({compiler.process(element.clauses, **kw)})"
+
+
+class utc_text(FunctionElement[str]):  # noqa: N801 - reads as the SQL function it is
+    """An instant column as text, the same on both dialects: 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC (SQLite keeps
+    instants as exactly this text; PostgreSQL formats its timestamptz so, whatever the session's time zone)."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(utc_text)
+def _utc_text_sqlite(element: utc_text, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS TEXT)"
+
+
+@compiles(utc_text, "postgresql")
+def _utc_text_pg(element: utc_text, compiler: Any, **kw: Any) -> str:
+    return f"to_char(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"

@@ -18,11 +18,9 @@ from sqlalchemy.orm import Session, aliased
 from states import audit, outbox
 from states.conditions import EvalContext, Row
 from states.db import changed, json_object
-from states.evaluate import branch_rows, member_rows, passes
+from states.evaluate import BranchScope, MemberScope, branch_rows, member_rows, passes
 from states.machine import Transition
 from states.models import BranchProgress, MemberProgress, Person
-
-MemberScope = Callable[[Row], ColumnElement[bool]]
 
 
 @dataclass(frozen=True)
@@ -48,22 +46,6 @@ class Cause:
         ]
 
 
-def in_branches(lo: str, hi: str) -> MemberScope:
-    return lambda row: row.person.branch_id.between(lo, hi)
-
-
-def of_members(ids: list[str]) -> MemberScope:
-    return lambda row: row.mp.member_id.in_(ids)
-
-
-def of_branch_ids(ids: list[str]) -> MemberScope:
-    return lambda row: row.person.branch_id.in_(ids)
-
-
-def everyone() -> MemberScope:
-    return lambda row: literal(True)
-
-
 def new_step() -> str:
     return uuid.uuid4().hex
 
@@ -73,8 +55,8 @@ def move_members(
 ) -> tuple[str, int]:
     """Move every member of `scope` in `edge.source` whose conditions hold; returns (step, how many moved)."""
     row = Row()
-    ready = member_rows(row, ctx).add_columns(row.mp.member_id).where(
-        row.mp.state == edge.source, scope(row), passes("member", edge, ctx, row)
+    ready = member_rows(row, ctx, edge.guards, scope, edge.source).add_columns(row.mp.member_id).where(
+        passes("member", edge, ctx, row)
     )
     step = new_step()
     values: dict[str, Any] = {
@@ -118,11 +100,11 @@ def _log_members(session: Session, ctx: EvalContext, step: str, edge: Transition
 
 
 def move_branches(
-    session: Session, ctx: EvalContext, edge: Transition, scope: Callable[[Row], ColumnElement[bool]], cause: Cause
+    session: Session, ctx: EvalContext, edge: Transition, scope: BranchScope, cause: Cause
 ) -> tuple[str, int]:
     row = Row()
-    ready = branch_rows(row, ctx).add_columns(row.bp.branch_id).where(
-        row.bp.state == edge.source, scope(row), passes("branch", edge, ctx, row)
+    ready = branch_rows(row, ctx, edge.guards, scope).add_columns(row.bp.branch_id).where(
+        row.bp.state == edge.source, passes("branch", edge, ctx, row)
     )
     step = new_step()
     moved = changed(session.execute(
@@ -210,13 +192,18 @@ def queue_members_and_secretaries(
     where: Callable[[Row], ColumnElement[bool]],
     context: Callable[[Row], list[Any]],
     occasion: str,
+    names: tuple[str, ...] = (),
+    scope: MemberScope | None = None,
+    state: str | None = None,
 ) -> int:
-    """A notice to each selected member and one to their branch secretary (member_stuck, withdrawal_pending)."""
+    """A notice to each selected member and one to their branch secretary (member_stuck, withdrawal_pending);
+    `names` are the conditions whose figures the context reads, `scope` and `state` bound the evidence they tally
+    (see `member_rows`)."""
     count = 0
     for to_secretary in (False, True):
         row = Row()
         secretary = aliased(Person, name="sec")
-        base = member_rows(row, ctx).where(where(row))
+        base = member_rows(row, ctx, names, scope, state).where(where(row))
         pairs = [*context(row), literal("to_secretary"), literal(to_secretary)]
         recipient = secretary.member_id if to_secretary else row.person.member_id
         source = base.add_columns(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,10 +13,10 @@ from sqlalchemy.orm import Session
 from states import branch as branch_machine
 from states import member as member_machine
 from states.clock import local_date
-from states.conditions import EvalContext, Row, Scope, condition
+from states.conditions import EvalContext, Row, Scope, condition, facts, tallies
 from states.errors import NotFound
 from states.machine import Transition
-from states.models import Campaign, Phase
+from states.models import Campaign, Evidence, Phase
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,49 @@ def context(session: Session, key: str, at: dt.datetime, cutoff: dt.date | None 
     )
 
 
-def member_rows(row: Row, ctx: EvalContext) -> Select[Any]:
-    """The FROM of every member evaluation: progress, person, the branch's progress and the appraisal."""
+# -- scopes: which subjects a statement reads (a SQL filter over the row's aliases, never a Python loop) ---------
+
+MemberScope = Callable[[Row], ColumnElement[bool]]
+"""Members, by their person row alone (so the same filter also bounds the evidence their tallies read)."""
+BranchScope = Callable[[Row], ColumnElement[bool]]
+"""Branches, by their progress row."""
+
+
+def in_branches(lo: str, hi: str) -> MemberScope:
+    return lambda row: row.person.branch_id.between(lo, hi)
+
+
+def of_members(ids: Sequence[str]) -> MemberScope:
+    return lambda row: row.person.member_id.in_(ids)
+
+
+def of_branch_ids(ids: Sequence[str]) -> MemberScope:
+    return lambda row: row.person.branch_id.in_(ids)
+
+
+def branches_between(lo: str, hi: str) -> BranchScope:
+    return lambda row: row.bp.branch_id.between(lo, hi)
+
+
+def branches_of(ids: Sequence[str]) -> BranchScope:
+    return lambda row: row.bp.branch_id.in_(ids)
+
+
+# -- the rows conditions are evaluated on ------------------------------------------------------------------------
+
+
+def member_rows(
+    row: Row,
+    ctx: EvalContext,
+    names: Iterable[str] = (),
+    scope: MemberScope | None = None,
+    state: str | None = None,
+) -> Select[Any]:
+    """The FROM of every member evaluation: progress, person, the branch's progress, the appraisal and — for the
+    tallies the conditions `names` read — one GROUP BY over the evidence of exactly the members selected: those
+    of `scope` (None: all) in `state` (None: any)."""
     mp, p, bp, a = row.mp, row.person, row.bp, row.appraisal
-    return (
+    query = (
         select()
         .select_from(mp)
         .join(p, p.member_id == mp.member_id)
@@ -59,10 +99,46 @@ def member_rows(row: Row, ctx: EvalContext) -> Select[Any]:
         .outerjoin(a, and_(a.campaign_key == mp.campaign_key, a.member_id == mp.member_id))
         .where(mp.campaign_key == ctx.campaign_key)
     )
+    if scope is not None:
+        query = query.where(scope(row))
+    if state is not None:
+        query = query.where(mp.state == state)
+    needed = tallies("member", names)
+    if needed:
+        subjects = None
+        if scope is not None or state is not None:
+            inner = Row(prefix="s_")
+            ids = (
+                select(inner.mp.member_id)
+                .join(inner.person, inner.person.member_id == inner.mp.member_id)
+                .where(inner.mp.campaign_key == ctx.campaign_key)
+            )
+            if scope is not None:
+                ids = ids.where(scope(inner))
+            if state is not None:
+                ids = ids.where(inner.mp.state == state)
+            subjects = Evidence.member_id.in_(ids)
+        row.facts = facts(ctx, "member", needed, subjects)
+        query = query.outerjoin(row.facts, row.facts.c.subject == mp.member_id)
+    return query
 
 
-def branch_rows(row: Row, ctx: EvalContext) -> Select[Any]:
-    return select().select_from(row.bp).where(row.bp.campaign_key == ctx.campaign_key)
+def branch_rows(
+    row: Row, ctx: EvalContext, names: Iterable[str] = (), scope: BranchScope | None = None
+) -> Select[Any]:
+    """The FROM of every branch evaluation, with the tallies of the branches in `scope` as for members."""
+    query = select().select_from(row.bp).where(row.bp.campaign_key == ctx.campaign_key)
+    if scope is not None:
+        query = query.where(scope(row))
+    needed = tallies("branch", names)
+    if needed:
+        inner = Row(prefix="s_")
+        subjects = None if scope is None else Evidence.branch_id.in_(
+            select(inner.bp.branch_id).where(inner.bp.campaign_key == ctx.campaign_key, scope(inner))
+        )
+        row.facts = facts(ctx, "branch", needed, subjects)
+        query = query.outerjoin(row.facts, row.facts.c.subject == row.bp.branch_id)
+    return query
 
 
 def passes(scope: Scope, edge: Transition, ctx: EvalContext, row: Row) -> ColumnElement[bool]:
@@ -109,8 +185,8 @@ def evaluate_member(session: Session, ctx: EvalContext, member_id: str, edge: Tr
     """The conditions of `edge` for one member, through the very expressions the sweep uses."""
     row = Row()
     names = edge.guards
-    query = member_rows(row, ctx).add_columns(*figures("member", names, ctx, row))
-    mapping = session.execute(query.where(row.mp.member_id == member_id)).mappings().first()
+    query = member_rows(row, ctx, names, of_members([member_id])).add_columns(*figures("member", names, ctx, row))
+    mapping = session.execute(query).mappings().first()
     if mapping is None:
         raise NotFound(f"member {member_id!r} takes no part in campaign {ctx.campaign_key!r}")
     results = results_from(mapping, names)
@@ -121,8 +197,8 @@ def evaluate_member(session: Session, ctx: EvalContext, member_id: str, edge: Tr
 def evaluate_branch(session: Session, ctx: EvalContext, branch_id: str, edge: Transition) -> list[Result]:
     row = Row()
     names = edge.guards
-    query = branch_rows(row, ctx).add_columns(*figures("branch", names, ctx, row))
-    mapping = session.execute(query.where(row.bp.branch_id == branch_id)).mappings().first()
+    query = branch_rows(row, ctx, names, branches_of([branch_id])).add_columns(*figures("branch", names, ctx, row))
+    mapping = session.execute(query).mappings().first()
     if mapping is None:
         raise NotFound(f"branch {branch_id!r} takes no part in campaign {ctx.campaign_key!r}")
     return results_from(mapping, names)

@@ -179,7 +179,9 @@ class Evidence(Base):
     import_id: Mapped[int | None] = mapped_column(Integer)
     __table_args__ = (
         Index("ix_evidence_member", "member_id", "kind", "date"),
-        Index("ix_evidence_branch", "branch_id", "kind", "date"),
+        # member_id in the branch index: a branch's own evidence (member_id NULL) is found by it, not by a scan of
+        # every NULL in ix_evidence_member (seen: 8 ms per branch, 17 s of a 100k sweep).
+        Index("ix_evidence_branch", "branch_id", "kind", "member_id", "date"),
     )
 
 

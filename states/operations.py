@@ -13,9 +13,9 @@ from states import audit, authority
 from states import branch as branch_machine
 from states import member as member_machine
 from states.db import changed
-from states.engine import Cause, move_branches, move_members, of_branch_ids, of_members
+from states.engine import Cause, move_branches, move_members
 from states.errors import ConditionsUnmet, NotFound, Refused
-from states.evaluate import context
+from states.evaluate import branches_of, context, of_branch_ids, of_members
 from states.machine import PHASES, Subject
 from states.models import BranchProgress, MemberProgress, Person
 from states.status import member_view, passed_phases
@@ -123,7 +123,7 @@ def advance_scope(
             edge = branch_machine.advance_edge(phase)
             assert edge is not None
             branch_step, branches_moved = move_branches(
-                session, ctx, edge, lambda row: row.bp.branch_id.in_(branches), cause
+                session, ctx, edge, branches_of(branches), cause
             )
             moved_b += branches_moved
         edge = member_machine.advance_edge(phase)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from states import member as member_machine
 from states.conditions import Row
 from states.db import ensure_schema, make_engine
-from states.evaluate import context, evaluate_member, member_rows, passes
+from states.evaluate import context, evaluate_member, member_rows, of_members, passes
 from states.models import BranchProgress, Evidence, MemberProgress
 from tests.fixtures import KEY, at, load_sample
 
@@ -141,7 +141,9 @@ def test_chunk_and_single_evaluation_agree_with_the_oracle(db: Engine, rows: lis
         row = Row()
         chunk = set(
             s.scalars(
-                member_rows(row, ctx).add_columns(row.mp.member_id).where(row.mp.member_id.in_(MEMBERS), passes("member", edge, ctx, row))
+                member_rows(row, ctx, edge.guards, of_members(MEMBERS))
+                .add_columns(row.mp.member_id)
+                .where(passes("member", edge, ctx, row))
             )
         )
         single = {m for m in MEMBERS if all(r.ok for r in evaluate_member(s, ctx, m, edge))}
