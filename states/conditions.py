@@ -11,6 +11,7 @@ people read ("study hours 38 of 50").
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -62,17 +63,30 @@ class Row:
     """The aliases a condition's expressions correlate with (one member or branch row of the outer query), and
     `facts`: the tallies of the subjects' evidence, one row per subject, when the query joins them."""
 
+    mp: Any
+    person: Any
+    bp: Any
+    appraisal: Any
+
     def __init__(self, prefix: str = "") -> None:
-        self.mp = aliased(MemberProgress, name=f"{prefix}mp")
-        self.person = aliased(Person, name=f"{prefix}p")
-        self.bp = aliased(BranchProgress, name=f"{prefix}bp")
-        self.appraisal = aliased(Appraisal, name=f"{prefix}a")
+        self.mp, self.person, self.bp, self.appraisal = _aliases(prefix)
         self.facts: Subquery | None = None
 
     def tallied(self, tally: Tally) -> ColumnElement[Any]:
         if self.facts is None or tally.name not in self.facts.c:
             raise LookupError(f"tally {tally.name!r} is not joined: build the rows with the conditions they read")
         return tally.read(self.facts.c[tally.name])
+
+
+@functools.cache
+def _aliases(prefix: str) -> tuple[Any, Any, Any, Any]:
+    # Aliases are immutable: one set per prefix serves every statement (building them is a sweep's main Python cost).
+    return (
+        aliased(MemberProgress, name=f"{prefix}mp"),
+        aliased(Person, name=f"{prefix}p"),
+        aliased(BranchProgress, name=f"{prefix}bp"),
+        aliased(Appraisal, name=f"{prefix}a"),
+    )
 
 
 Expr = Callable[[EvalContext, Row], Any]  # a SQL expression (column, subquery or literal)
