@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, cast, exists, literal, select, update
+from sqlalchemy import ColumnElement, String, and_, cast, literal, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from states import audit, outbox
@@ -55,9 +55,10 @@ def move_members(
 ) -> tuple[str, int]:
     """Move every member of `scope` in `edge.source` whose conditions hold; returns (step, how many moved)."""
     step = new_step()
-    if not session.scalar(select(exists().where(
+    anyone = select(literal(1)).where(
         MemberProgress.campaign_key == ctx.campaign_key, MemberProgress.state == edge.source
-    ))):
+    ).limit(1)  # answered from ix_member_progress_state alone
+    if session.scalar(anyone) is None:
         return step, 0  # nobody anywhere in the source state: one index probe instead of a pass over the scope
     row = Row()
     ready = member_rows(row, ctx, edge.guards, scope, edge.source).add_columns(row.mp.member_id).where(
@@ -203,30 +204,25 @@ def queue_members_and_secretaries(
     """A notice to each selected member and one to their branch secretary (member_stuck, withdrawal_pending);
     `names` are the conditions whose figures the context reads, `scope` and `state` bound the evidence they tally
     (see `member_rows`)."""
-    count = 0
-    for to_secretary in (False, True):
-        row = Row()
-        secretary = aliased(Person, name="sec")
-        base = member_rows(row, ctx, names, scope, state).where(where(row))
-        pairs = [*context(row), literal("to_secretary"), literal(to_secretary)]
-        recipient = secretary.member_id if to_secretary else row.person.member_id
-        source = base.add_columns(
-            _key(recipient, event, ctx.campaign_key, row.mp.member_id, occasion).label("key"),
-            literal(ctx.campaign_key).label("campaign_key"),
-            recipient.label("recipient_id"),
-            json_object(*pairs).label("context"),
-        )
-        if to_secretary:
-            source = source.join(
-                secretary,
-                and_(
-                    secretary.branch_id == row.person.branch_id,
-                    secretary.role == "branch_secretary",
-                    secretary.member_id != row.person.member_id,
-                ),
-            )
-        count += outbox.queue_from(session, event, source, ctx.at)
-    return count
+    # One statement for both: each selected row joins its own person and its branch secretary, so the evidence
+    # is tallied once. A secretary who is selected gets one notice, as a member.
+    row = Row()
+    recipient = aliased(Person, name="rcpt")
+    base = member_rows(row, ctx, names, scope, state).where(where(row))
+    to_secretary = recipient.member_id != row.person.member_id
+    source = base.join(
+        recipient,
+        or_(
+            recipient.member_id == row.person.member_id,
+            and_(recipient.branch_id == row.person.branch_id, recipient.role == "branch_secretary"),
+        ),
+    ).add_columns(
+        _key(recipient.member_id, event, ctx.campaign_key, row.mp.member_id, occasion).label("key"),
+        literal(ctx.campaign_key).label("campaign_key"),
+        recipient.member_id.label("recipient_id"),
+        json_object(*context(row), literal("to_secretary"), to_secretary).label("context"),
+    )
+    return outbox.queue_from(session, event, source, ctx.at)
 
 
 def member_context(ctx: EvalContext, row: Row, phase: str, deadline: str, **extra: Any) -> list[Any]:
