@@ -5,7 +5,8 @@ mark, `resource.getrusage`) is that step's alone, imports included. The same run
 (Python's sqlite3, no ORM) and the per-member alternatives on a sample, extrapolated and labelled so.
 
     make bench                                   # SIZES=10000,100000
-    SIZES=1000000 make bench                     # the full run (not part of CI; ~15 min on 2 cores)
+    SIZES=1000000 make bench                     # the full run (not part of CI)
+    .venv/bin/python -m bench.run --sizes 1000000 --dialects sqlite --no-alternatives   # 1M on SQLite: ~2.5 min
     .venv/bin/python -m bench.run --sizes 10000 --dialects sqlite --no-alternatives
 """
 

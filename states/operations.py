@@ -14,7 +14,7 @@ from states import branch as branch_machine
 from states import member as member_machine
 from states.db import changed
 from states.engine import Cause, move_branches, move_members
-from states.errors import ConditionsUnmet, NotFound, Refused
+from states.errors import ConditionsUnmet, NotFound, Refused, Unauthorized
 from states.evaluate import branches_of, context, of_branch_ids, of_members
 from states.machine import PHASES, Subject
 from states.models import BranchProgress, MemberProgress, Person
@@ -158,7 +158,7 @@ def retry(
         elif person.role == "branch_secretary" and person.branch_id:
             branches = [person.branch_id]
         else:
-            authority.over_branch(session, actor, "*")
+            raise Unauthorized(f"{actor} ({person.role}) may not retry every stuck member: a branch secretary or a leader may")
     for branch_id in branches or []:
         if session.get(BranchProgress, (key, branch_id)) is None:
             raise NotFound(f"branch {branch_id!r} takes no part in campaign {key!r}")

@@ -33,6 +33,10 @@ PARTICIPANTS = set(ROLES) - {"inspector", "unknown"}
 COMMANDS: dict[str, tuple[list[str], set[str]]] = {
     "retry": (["retry", KEY, "--member", TARGET, "--reason", "r"], LEADERS | {"branch_secretary_own"}),
     "retry-branch": (["retry", KEY, "--branch", BRANCH, "--reason", "r"], LEADERS | {"branch_secretary_own"}),
+    "retry-all-stuck": (
+        ["retry", KEY, "--all-stuck", "--reason", "r"],
+        LEADERS | {"branch_secretary_own", "branch_secretary_other"},  # a secretary: every stuck member of their branch
+    ),
     "exempt": (["exempt", KEY, "--member", TARGET, "--reason", "posted abroad"], LEADERS | {"branch_secretary_own"}),
     "refer": (["refer", KEY, "--member", TARGET, "--reason", "case 7"], LEADERS | {"branch_secretary_own"}),
     "resume": (["resume", KEY, "--member", TARGET, "--reason", "closed"], LEADERS | {"branch_secretary_own"}),
