@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from states import member as member_machine
 from states.conditions import Row
 from states.db import ensure_schema, make_engine
-from states.evaluate import context, evaluate_member, member_rows, of_members, passes
+from states.evaluate import context, evaluate_member, in_branches, member_rows, of_members, passes
 from states.models import BranchProgress, Evidence, MemberProgress
 from tests.fixtures import KEY, at, load_sample
 
@@ -162,3 +162,47 @@ def test_schema_revision_constant_is_alembics_head() -> None:
     assert ScriptDirectory.from_config(config).get_heads() == [SCHEMA_REVISION]
 
 
+
+
+def test_tallies_agree_on_both_dialects_in_a_chunk_and_alone(engine: Engine) -> None:
+    """The tallies' SQL (sum, distinct days, the latest check by date then import order, whatever the id's width or
+    the database's collation) gives the same figures on SQLite and PostgreSQL, for a branch chunk and one member."""
+    load_sample(engine, records=False)
+    with Session(engine) as s, s.begin():
+        s.execute(update(MemberProgress).values(state="study"))
+        s.execute(update(BranchProgress).values(state="analysis"))
+    fillers = [check("M009", "2024-04-01", "fail") for _ in range(8)]
+    rows = [
+        *fillers,
+        check("M005", "2024-04-25", "pass"),  # id 9
+        check("M005", "2024-04-25", "fail"),  # id 10, imported last on the latest date: it decides ("9" > "10" as text)
+        sitting("M005", "study_concentrated", "2024-04-01", 8.5),
+        sitting("M005", "study_concentrated", "2024-04-01", 8),  # the same day twice: one day
+        sitting("M005", "study_concentrated", "2024-04-02", 8),
+        sitting("M005", "study_self", "2024-04-10", 30),
+        check("M006", "2024-04-26", "pass"),
+        check("M006", "2024-04-25", "fail"),  # an earlier date, imported later: it does not decide
+        *[sitting("M007", "study_concentrated", f"2024-04-0{d}", 8) for d in (1, 2, 3)],
+        sitting("M007", "study_self", "2024-04-11", 26),
+        check("M007", "2024-04-20", "pass"),
+    ]
+    put(engine, rows)
+    edge = member_machine.advance_edge("study")
+    assert edge is not None
+    with Session(engine) as s:
+        ctx = context(s, KEY, DEADLINE, cutoff=STUDY_END)
+        alone = {m: {r.condition: (r.have, r.ok) for r in evaluate_member(s, ctx, m, edge)} for m in ("M005", "M006")}
+        row = Row()
+        chunk = set(
+            s.scalars(
+                member_rows(row, ctx, edge.guards, in_branches("B01", "B01"), "study")
+                .add_columns(row.mp.member_id)
+                .where(passes("member", edge, ctx, row))
+            )
+        )
+    assert alone["M005"]["study_hours"] == (54.5, True)
+    assert alone["M005"]["concentrated_days"] == (2, False)
+    assert alone["M005"]["study_check"] == ("fail", False)
+    assert alone["M006"]["study_check"] == ("pass", True)
+    assert alone["M006"]["study_hours"] == (0, False)
+    assert chunk == {"M007"}
