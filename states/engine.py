@@ -194,9 +194,10 @@ def queue_members_and_secretaries(
     session: Session,
     ctx: EvalContext,
     event: str,
-    where: Callable[[Row], ColumnElement[bool]],
     context: Callable[[Row], list[Any]],
     occasion: str,
+    *,
+    where: Callable[[Row], ColumnElement[bool]] | None = None,
     names: tuple[str, ...] = (),
     scope: MemberScope | None = None,
     state: str | None = None,
@@ -208,7 +209,9 @@ def queue_members_and_secretaries(
     # is tallied once. A secretary who is selected gets one notice, as a member.
     row = Row()
     recipient = aliased(Person, name="rcpt")
-    base = member_rows(row, ctx, names, scope, state).where(where(row))
+    base = member_rows(row, ctx, names, scope, state)
+    if where is not None:
+        base = base.where(where(row))
     to_secretary = recipient.member_id != row.person.member_id
     source = base.join(
         recipient,

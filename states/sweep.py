@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, and_, distinct, func, literal, not_, or_, select, text, true, update
+from sqlalchemy import Engine, and_, distinct, func, literal, not_, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from states import audit, outbox
@@ -202,9 +202,9 @@ def fire_chunk(session: Session, key: str, deadline: Deadline, lo: str, hi: str,
                     session,
                     ctx,
                     "withdrawal_pending",
-                    lambda row: row.mp.step == step,
                     lambda row: member_context(ctx, row, phase, label),
                     phase,
+                    where=lambda row: row.mp.step == step,
                 )
         invite_to_oath(session, ctx, key, phase, branch_step, branches_moved)
         _stuck_notices(session, ctx, key, phase, label, lo, hi)
@@ -223,7 +223,6 @@ def _stuck_notices(session: Session, ctx: EvalContext, key: str, phase: str, lab
         session,
         ctx,
         "member_stuck",
-        lambda row: true(),
         lambda row: member_context(ctx, row, phase, label, figures=figures_json("member", edge.guards, ctx, row)),
         phase,
         names=edge.guards,
