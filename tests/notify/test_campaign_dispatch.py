@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import email
 import re
-import socket
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
@@ -31,6 +29,7 @@ from flows.render import message_id
 from states.models import Notice
 from states.settings import Settings
 from tests.notify.campaign import Driven, copy_db
+from tests.notify.smtp import serving
 
 SENT_AT = dt.datetime(2024, 9, 5, 1, 0, tzinfo=dt.UTC)
 FROM = "先教办 <office@sfao.example.cn>"
@@ -59,22 +58,12 @@ def header(data: bytes, name: str) -> str:
     return found.group(1).decode("ascii")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[Recorder, int]]:
     recorder = Recorder()
-    port = free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with serving(recorder) as port:
         yield recorder, port
-    finally:
-        controller.stop()
 
 
 @dataclass

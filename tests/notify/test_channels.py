@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import functools
 import os
-import socket
 from collections.abc import Iterator
 from email import policy
 from email.message import EmailMessage
@@ -13,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from flows.channels import (
     DeliveryError,
@@ -24,6 +22,7 @@ from flows.channels import (
     safe_filename,
 )
 from flows.render import RenderedNotice, build_message, make_environment, message_id, render_notice
+from tests.notify.smtp import free_port, serving
 
 KEY = "M001:deadline_reminder:sfao-2024:study:3"
 SUBJECT_WORDS = "距教育学习阶段截止还有3天"
@@ -151,22 +150,12 @@ class Recorder:
         return "250 OK"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
 
 @pytest.fixture(scope="module")
 def smtp_server() -> Iterator[tuple[Recorder, int]]:
     recorder = Recorder()
-    port = free_port()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with serving(recorder) as port:
         yield recorder, port
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
