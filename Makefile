@@ -29,7 +29,7 @@ test: $(BIN)/campaign lint
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/campaign
-	$(BIN)/ruff check states flows tests bench
+	$(BIN)/ruff check states readers notices reports cli flows tests bench
 	$(BIN)/mypy states
 
 ## make bench: timings at SIZES (default 10000,100000) on SQLite and PostgreSQL

@@ -151,8 +151,8 @@ def step_setup(url: str, data: Path, n: int) -> dict[str, Any]:
 def _import(url: str, path: Path, which: str) -> dict[str, Any]:
     from sqlalchemy.orm import Session
 
+    from readers import read_table
     from states import audit
-    from states.csvio import read_text
 
     engine = _engine(url)
     if which == "roster":
@@ -161,7 +161,7 @@ def _import(url: str, path: Path, which: str) -> dict[str, Any]:
         from states.records import import_records as run  # type: ignore[assignment]
     started = time.perf_counter()
     with Session(engine) as session, session.begin():
-        result = run(session, read_text(path), "bench", _at(AT_LOAD))
+        result = run(session, read_table(path), "bench", _at(AT_LOAD))
         audit.seal(session, _at(AT_LOAD))
     return {"timed": time.perf_counter() - started, **vars(result)}
 

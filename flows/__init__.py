@@ -1,1 +1,1 @@
-"""The edge: the command line, Prefect flows, notice rendering and delivery, reports (over states/)."""
+"""Prefect only: the flows, their deployments, schedules and limits, artifacts, and the serve and demo entry points."""

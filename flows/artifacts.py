@@ -72,8 +72,8 @@ def publish_report(session: Session, campaign: str, at: dt.datetime, report_dir:
     """Write the HTML report afresh and publish the machines as a markdown artifact (`<campaign>-machines`)."""
     from prefect.artifacts import create_markdown_artifact
 
-    from flows import diagram
-    from flows.report import write_report
+    from reports import diagram
+    from reports.report import write_report
 
     target = report_dir / campaign
     write_report(session, campaign, target, at)

@@ -108,8 +108,8 @@ def _setup(demo: Path) -> tuple[Any, dict[str, Any], list[dict[str, str]], dict[
     import yaml
 
     from flows import runtime
+    from readers import read_table
     from states import sample
-    from states.csvio import read_text
     from states.plan import load_plan, read_plan
     from states.roster import import_roster
 
@@ -118,7 +118,7 @@ def _setup(demo: Path) -> tuple[Any, dict[str, Any], list[dict[str, str]], dict[
     raw = yaml.safe_load(sample.plan_2024_path().read_text(encoding="utf-8"))
     loaded = dt.datetime(2024, 3, 20, 1, 0, tzinfo=dt.UTC)
     with runtime.write(db, loaded) as session:
-        import_roster(session, read_text(sample.roster_path()), "demo", loaded)
+        import_roster(session, read_table(sample.roster_path()), "demo", loaded)
         load_plan(session, plan, "demo", loaded)
     records = sample.demo_records(raw, sample.roster_path())
     ballots = sample.demo_ballots(raw, sample.roster_path())
@@ -137,9 +137,9 @@ def run_demo(demo_dir: str) -> str:
     from flows.deadline import phase_deadline
     from flows.dispatch_flow import dispatch_notifications
     from flows.reminders import reminders
+    from readers import read_table
     from states import appraisal, sample, sweep
     from states.clock import day_start, local_date
-    from states.csvio import read_text
     from states.models import Appraisal, MemberProgress, Person
     from states.records import import_records
     from states.status import summary
@@ -153,7 +153,7 @@ def run_demo(demo_dir: str) -> str:
     def import_day(day: str, rows: list[dict[str, str]], at: dt.datetime) -> int:
         path = sample.write_csv(demo / "inputs" / f"records-{day}.csv", rows, sample.RECORD_FIELDS)
         with runtime.write(db, at) as session:
-            return import_records(session, read_text(path), "demo", at).added
+            return import_records(session, read_table(path), "demo", at).added
 
     @task(name="import-ballot", cache_policy=NONE, task_run_name="ballot {branch_id}")
     def import_ballot(branch_id: str, rows: list[dict[str, str]], at: dt.datetime) -> dict[str, Any]:
@@ -162,7 +162,7 @@ def run_demo(demo_dir: str) -> str:
             secretary = session.scalar(
                 select(Person.member_id).where(Person.branch_id == branch_id, Person.role == "branch_secretary")
             )
-            result = appraisal.import_ballot(session, KEY, read_text(path), secretary or "demo", at)
+            result = appraisal.import_ballot(session, KEY, read_table(path), secretary or "demo", at)
         return {"meeting_id": result.meeting_id, "ratings": result.ratings, "void": result.void}
 
     @task(name="approve", cache_policy=NONE, task_run_name="approve {branch_id}")

@@ -31,7 +31,7 @@ class NoticesNotDelivered(Exception):
     retry_jitter_factor=0.2,
 )
 def deliver(channel: str, batch: int) -> dict[str, int]:
-    from flows.notify import dispatch  # the delivery code, imported where it runs
+    from notices.dispatch import dispatch  # the delivery code, imported where it runs
 
     found = runtime.settings()
     result = dispatch(runtime.engine(found), found, channel=channel, batch=batch)

@@ -83,8 +83,8 @@ def seed_if_empty(today: dt.date | None = None) -> str | None:
     from sqlalchemy import func, select
 
     from flows import runtime
+    from readers import read_table
     from states import sample
-    from states.csvio import read_text
     from states.models import Campaign, Person
     from states.plan import load_plan, read_plan
     from states.roster import import_roster
@@ -105,7 +105,7 @@ def seed_if_empty(today: dt.date | None = None) -> str | None:
     )
     plan, _digest = read_plan(plan_file)
     with runtime.write(db, now) as session:
-        import_roster(session, read_text(sample.roster_path()), "make-run", now)
+        import_roster(session, read_table(sample.roster_path()), "make-run", now)
         load_plan(session, plan, "make-run", now)
     return plan.key
 

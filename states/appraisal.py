@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from states import audit, authority, outbox
 from states.clock import as_utc, local_date, parse_date
 from states.conditions import RATINGS
-from states.csvio import CsvFile, check_id, number, rows
 from states.engine import Cause
 from states.errors import MalformedFile, NoQuorum, NotFound, QuotaExceeded, Refused
 from states.evaluate import context, evaluate_member
@@ -32,6 +31,7 @@ from states.models import (
 )
 from states.operations import member_of, step_member
 from states.roster import participants
+from states.source import Source, check_id, number, rows
 
 BALLOT_COLUMNS = (
     "branch_id",
@@ -76,7 +76,7 @@ class BallotResult:
     unchanged: bool = False
 
 
-def import_ballot(session: Session, key: str, source: CsvFile, actor: str, at: dt.datetime) -> BallotResult:
+def import_ballot(session: Session, key: str, source: Source, actor: str, at: dt.datetime) -> BallotResult:
     """Record one branch member meeting's ballot; refused whole without quorum or on any impossible figure."""
     campaign = session.get(Campaign, key)
     if campaign is None:

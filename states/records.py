@@ -27,11 +27,11 @@ from sqlalchemy.orm import Session
 
 from states import audit
 from states.clock import parse_date
-from states.csvio import CsvFile, check_id, number, table
 from states.db import changed
 from states.errors import MalformedFile
 from states.models import Branch, BranchHistory, Evidence, ImportRecord, Person
 from states.roster import stage as staging_table
+from states.source import Source, check_id, checked, number
 
 MEMBER_KINDS = (
     "study_self",
@@ -70,7 +70,7 @@ class RecordsResult:
     unchanged: bool = False
 
 
-def _value(source: CsvFile, line: int, kind: str, value: str, branch_size: int | None) -> float | None:
+def _value(source: Source, line: int, kind: str, value: str, branch_size: int | None) -> float | None:
     """Checks a value for its kind; returns the number the measures add up, if the kind has one."""
     if kind in ("study_self", "study_concentrated"):
         return number(source, line, "value", value, 0.0, 24.0)  # hours of one sitting
@@ -107,19 +107,19 @@ KINDS = frozenset(MEMBER_KINDS + BRANCH_KINDS)
 MEMBER_KIND_SET = frozenset(MEMBER_KINDS)
 
 
-def _fields(source: CsvFile) -> Iterator[tuple[int, list[str]]]:
-    """(line, [member_id, branch_id, kind, date, value, ref]) for each data row, stripped: `csvio.rows` without a
-    dict per row (the same header checks, blank rows skipped, the same messages)."""
-    header, data = table(source, COLUMNS, ("ref",))
+def _fields(source: Source) -> Iterator[tuple[int, list[str]]]:
+    """(line, [member_id, branch_id, kind, date, value, ref]) for each data row, stripped: `source.rows` without a
+    dict per row (the same header checks, the same messages)."""
+    header = checked(source, COLUMNS, ("ref",))
     index = [header.index(c) for c in COLUMNS]
     ref_at = header.index("ref") if "ref" in header else None
-    for line, values in data:
+    for line, values in source.data:
         fields = [values[i].strip() for i in index]
         fields.append(values[ref_at].strip() if ref_at is not None else "")
         yield line, fields
 
 
-def _staged(source: CsvFile, deferred: list[MalformedFile]) -> Iterator[tuple[Any, ...]]:
+def _staged(source: Source, deferred: list[MalformedFile]) -> Iterator[tuple[Any, ...]]:
     """The file's rows for the staging table, each field checked as it streams by (a malformed field stops the
     import at once); a value that does not fit its kind is kept in `deferred`, as it ranks with the checks against
     the roster, which run set-wise once every row is staged. Ids and dates seen once are not checked again."""
@@ -166,7 +166,7 @@ def _staged(source: CsvFile, deferred: list[MalformedFile]) -> Iterator[tuple[An
         yield line, member_id or None, branch_id, kind, date, value, num, ref or None
 
 
-def _deferred(source: CsvFile, line: int, kind: str, value: str, deferred: list[MalformedFile]) -> float | None:
+def _deferred(source: Source, line: int, kind: str, value: str, deferred: list[MalformedFile]) -> float | None:
     try:
         return _value(source, line, kind, value, None)
     except MalformedFile as exc:
@@ -174,7 +174,7 @@ def _deferred(source: CsvFile, line: int, kind: str, value: str, deferred: list[
         return None
 
 
-def _first_misfit(session: Session, source: CsvFile, stage: Table, deferred: list[MalformedFile]) -> None:
+def _first_misfit(session: Session, source: Source, stage: Table, deferred: list[MalformedFile]) -> None:
     """The first row (in file order) that does not fit the roster, or repeats a ref, or has a bad value: raised.
 
     Same order as a row-by-row check: by line, and on one line branch, member, membership, value, ref."""
@@ -234,7 +234,7 @@ def _first_misfit(session: Session, source: CsvFile, stage: Table, deferred: lis
     raise MalformedFile(source.path, line, "branch_id", f"member {member_id} never belonged to branch {branch_id}")
 
 
-def import_records(session: Session, source: CsvFile, actor: str, at: dt.datetime) -> RecordsResult:
+def import_records(session: Session, source: Source, actor: str, at: dt.datetime) -> RecordsResult:
     """Stream the file into a staging table (COPY on PostgreSQL), check it set-wise, then one INSERT … SELECT;
     a known ref whose row changed is corrected in place. The caller's transaction makes it all or nothing."""
     result = RecordsResult()

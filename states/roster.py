@@ -13,7 +13,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from states import audit
-from states.csvio import CsvFile, check_id, rows
 from states.db import changed, insert_ignoring_duplicates
 from states.errors import MalformedFile
 from states.models import (
@@ -29,6 +28,7 @@ from states.models import (
     Unit,
     UTCDateTime,
 )
+from states.source import Source, check_id, rows
 
 ROLES = (
     "member",
@@ -55,7 +55,7 @@ class RosterResult:
 STAGE = "roster_stage"
 
 
-def _checked(source: CsvFile, branches: dict[str, dict[str, Any]], failed: list[MalformedFile]) -> Iterator[tuple[Any, ...]]:
+def _checked(source: Source, branches: dict[str, dict[str, Any]], failed: list[MalformedFile]) -> Iterator[tuple[Any, ...]]:
     """Each row for the staging table, its fields checked as it streams by; the first bad row stops the stream and
     is kept in `failed` (a person named twice with different values, found set-wise afterwards, may come earlier)."""
     try:
@@ -96,7 +96,7 @@ def _checked(source: CsvFile, branches: dict[str, dict[str, Any]], failed: list[
 PERSON_COLUMNS = ("member_id", "name", "branch_id", "unit", "role", "email", "locale")
 
 
-def _stage_roster(session: Session, source: CsvFile) -> tuple[Table, dict[str, dict[str, Any]]]:
+def _stage_roster(session: Session, source: Source) -> tuple[Table, dict[str, dict[str, Any]]]:
     """The file in a staging table, one row per distinct person (the first line naming them); a bad row raised."""
     branches: dict[str, dict[str, Any]] = {}
     failed: list[MalformedFile] = []
@@ -151,7 +151,7 @@ def _upsert(session: Session, model: Any, source: Any, columns: list[str], key: 
     )
 
 
-def import_roster(session: Session, source: CsvFile, actor: str, at: dt.datetime) -> RosterResult:
+def import_roster(session: Session, source: Source, actor: str, at: dt.datetime) -> RosterResult:
     """Add or update everyone in the file, in the caller's transaction; a bad row rejects the whole file.
 
     Set-wise: the file is streamed into a staging table (COPY on PostgreSQL), checked, and merged with one

@@ -13,9 +13,9 @@ import yaml
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from readers import read_table
 from states import audit
 from states.clock import parse_instant
-from states.csvio import read_text
 from states.db import ensure_schema, make_engine
 from states.plan import Plan, load_plan
 from states.records import import_records
@@ -86,14 +86,14 @@ def load_sample(engine: Engine, records: bool = True, plan: dict | None = None) 
     plan = plan or yaml.safe_load(plan_2024_path().read_text(encoding="utf-8"))
     when = at("2024-03-01T09:00")
     with Session(engine) as session, session.begin():
-        import_roster(session, read_text(roster_path()), "M002", when)
+        import_roster(session, read_table(roster_path()), "M002", when)
         load_plan(session, Plan.model_validate(plan), "M002", when)
         audit.seal(session, when)
     if records:
         path = write_csv(Path(os.environ.get("TMPDIR", "/tmp")) / f"records-{uuid.uuid4().hex}.csv", demo_records(plan, roster_path()), RECORD_FIELDS)
         try:
             with Session(engine) as session, session.begin():
-                import_records(session, read_text(path), "M002", when)
+                import_records(session, read_table(path), "M002", when)
                 audit.seal(session, when)
         finally:
             path.unlink()

@@ -29,7 +29,7 @@ class Cli:
 
     def __call__(self, *args: str) -> Run:
         done = subprocess.run(
-            [sys.executable, "-m", "flows.cli", *args], capture_output=True, text=True, env=self.env, cwd=self.tmp
+            [sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, env=self.env, cwd=self.tmp
         )
         return Run(done.returncode, done.stdout, done.stderr)
 

@@ -11,9 +11,9 @@ import yaml
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from readers import read_table
 from states import audit, sample
 from states.clock import parse_instant
-from states.csvio import read_text
 from states.models import MemberProgress
 from states.plan import load_plan, read_plan
 from states.records import import_records
@@ -49,7 +49,7 @@ def load_sample(db: Engine, folder: Path, plan_file: Path | None = None, records
     when = at("2024-03-01T09:00")
     plan, _ = read_plan(plan_file or sample.plan_2024_path())
     with Session(db, expire_on_commit=False) as session, session.begin():
-        import_roster(session, read_text(sample.roster_path()), "test", when)
+        import_roster(session, read_table(sample.roster_path()), "test", when)
         load_plan(session, plan, "test", when)
         audit.seal(session, when)
     if records:
@@ -57,7 +57,7 @@ def load_sample(db: Engine, folder: Path, plan_file: Path | None = None, records
             folder / "records.csv", sample.demo_records(plan_2024(), sample.roster_path()), sample.RECORD_FIELDS
         )
         with Session(db, expire_on_commit=False) as session, session.begin():
-            import_records(session, read_text(path), "test", when)
+            import_records(session, read_table(path), "test", when)
             audit.seal(session, when)
 
 

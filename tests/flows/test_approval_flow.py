@@ -19,8 +19,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from flows.approval import ApprovalInput, answer_problem, approval, request_approval
+from readers import read_table
 from states import appraisal, audit, sample, sweep
-from states.csvio import read_text
 from states.models import Appraisal, TransitionLog
 from tests.flows.helpers import KEY, at, plan_2024
 
@@ -61,7 +61,7 @@ def ballot(campaign_db: Engine, tmp_path: Path) -> int:
     path = sample.write_csv(tmp_path / "ballot.csv", rows, sample.BALLOT_FIELDS)
     when = at("2024-08-08T10:00")
     with Session(campaign_db, expire_on_commit=False) as session, session.begin():
-        result = appraisal.import_ballot(session, KEY, read_text(path), "M004", when)
+        result = appraisal.import_ballot(session, KEY, read_table(path), "M004", when)
         audit.seal(session, when)
     assert result.ratings and result.meeting_id is not None
     return result.meeting_id

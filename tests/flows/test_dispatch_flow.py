@@ -26,14 +26,14 @@ class Outcome:
 
 
 def fake_notify(monkeypatch: pytest.MonkeyPatch, outcomes: list[Outcome]) -> list[dict[str, Any]]:
-    """Stand in for flows.notify with a channel that fails as told; returns the calls it received."""
+    """Stand in for notices.dispatch with a channel that fails as told; returns the calls it received."""
     calls: list[dict[str, Any]] = []
 
     def dispatch(engine: Engine, settings: Any, channel: str = "file", at: Any = None, batch: int = 500) -> Outcome:
         calls.append({"channel": channel, "batch": batch})
         return outcomes[min(len(calls), len(outcomes)) - 1]
 
-    monkeypatch.setitem(sys.modules, "flows.notify", types.SimpleNamespace(dispatch=dispatch))
+    monkeypatch.setitem(sys.modules, "notices.dispatch", types.SimpleNamespace(dispatch=dispatch))
     monkeypatch.setattr(dispatch_flow, "deliver", dispatch_flow.deliver.with_options(retry_delay_seconds=0))
     return calls
 
@@ -59,7 +59,7 @@ def test_notices_still_undelivered_after_the_last_retry_fail_the_run(
 
 
 def test_the_file_channel_writes_the_queued_notices(prefect_harness: str, campaign_db: Engine, tmp_path: Path) -> None:
-    pytest.importorskip("flows.notify")
+    pytest.importorskip("notices.dispatch")
     sweep.sweep(campaign_db, KEY, at("2024-03-25T00:00:01"))  # 175 phase_started notices, among others
     state = dispatch_flow.dispatch_notifications(KEY, return_state=True)
     assert state.is_completed(), state.message

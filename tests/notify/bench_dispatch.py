@@ -4,7 +4,7 @@
 
 It loads the sample office and its 2024 plan into a fresh SQLite database in a temporary directory, queues N
 notices (phase_started, deadline_reminder with figures, member_stuck to member and secretary — the bulk of a
-campaign's mail) for the 175 participants, then times `flows.notify.dispatch` over all of them and prints
+campaign's mail) for the 175 participants, then times `notices.dispatch.dispatch` over all of them and prints
 notices per second. The outbox is on the same file system as the temporary directory (TMPDIR).
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from flows.notify import dispatch
+from notices.dispatch import dispatch
 from states import outbox
 from states.db import ensure_schema, make_engine
 from states.models import Person

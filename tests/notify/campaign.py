@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from readers import read_table
 from states import appraisal, audit, sample
-from states.csvio import read_text
 from states.db import ensure_schema, make_engine
 from states.models import MemberProgress, Notice, Person, TransitionLog
 from states.roster import import_roster
@@ -139,7 +139,7 @@ class Driver:
 
         def action() -> None:
             with Session(self.d.engine) as session, session.begin():
-                import_roster(session, read_text(csv), "M002", when)
+                import_roster(session, read_table(csv), "M002", when)
                 audit.seal(session, when)
 
         step = self.run(name, when, action)
@@ -156,7 +156,7 @@ class Driver:
 
         def action() -> None:
             with Session(self.d.engine) as session, session.begin():
-                appraisal.import_ballot(session, KEY, read_text(path), secretary, when)
+                appraisal.import_ballot(session, KEY, read_table(path), secretary, when)
                 audit.seal(session, when)
 
         return self.run(f"ballot {branch_id}", when, action)

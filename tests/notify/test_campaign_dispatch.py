@@ -23,9 +23,9 @@ from click.testing import CliRunner
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
-from flows.cli import cli
-from flows.notify import DispatchResult, dispatch
-from flows.render import message_id
+from cli.main import cli
+from notices.dispatch import DispatchResult, dispatch
+from notices.message import message_id
 from states.models import Notice
 from states.settings import Settings
 from tests.notify.campaign import Driven, copy_db

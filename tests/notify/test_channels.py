@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from flows.channels import (
+from notices.channels import (
     DeliveryError,
     FileChannel,
     SmtpChannel,
@@ -21,7 +21,8 @@ from flows.channels import (
     _seven_bit,
     safe_filename,
 )
-from flows.render import RenderedNotice, build_message, make_environment, message_id, render_notice
+from notices.message import build_message, message_id
+from notices.render import RenderedNotice, make_environment, render_notice
 from tests.notify.smtp import free_port, serving
 
 KEY = "M001:deadline_reminder:sfao-2024:study:3"

@@ -10,9 +10,10 @@ from email.message import EmailMessage
 
 import pytest
 
-from flows import labels
-from flows.channels import _FILE_POLICY
-from flows.render import build_message, make_environment, message_bytes, render_notice
+from notices.channels import _FILE_POLICY
+from notices.message import build_message, message_bytes
+from notices.render import make_environment, render_notice
+from states import labels
 from states.outbox import EVENTS
 from tests.notify.test_render import FORMULA, HOSTILE, sample_contexts
 
@@ -72,7 +73,7 @@ def test_bytes_to_a_server_without_8bitmime_go_quoted_printable_and_read_the_sam
 
     from aiosmtpd.controller import Controller
 
-    from flows.channels import SmtpChannel
+    from notices.channels import SmtpChannel
 
     class Keep:
         content: bytes = b""

@@ -13,18 +13,10 @@ import jinja2
 import pydantic
 import pytest
 
-from flows import labels
-from flows.render import (
-    CONTEXT_MODELS,
-    EVENTS,
-    TEMPLATES_DIR,
-    build_message,
-    make_environment,
-    message_id,
-    render_notice,
-    template_name,
-    validate_context,
-)
+from notices.contexts import CONTEXT_MODELS, EVENTS, validate_context
+from notices.message import build_message, message_id
+from notices.render import TEMPLATES_DIR, make_environment, render_notice, template_name
+from states import labels
 
 HOSTILE = "<script>alert(1)</script>"
 FORMULA = "=cmd|' /C calc'!A0"

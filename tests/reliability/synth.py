@@ -81,7 +81,7 @@ def env_for(db: Path, outbox: Path, **extra: str) -> dict[str, str]:
 
 
 def campaign(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([PYTHON, "-m", "flows.cli", *args], capture_output=True, text=True, env=env, cwd=ROOT)
+    done = subprocess.run([PYTHON, "-m", "cli.main", *args], capture_output=True, text=True, env=env, cwd=ROOT)
     if check and done.returncode != 0:
         raise AssertionError(f"campaign {' '.join(args)} → {done.returncode}\n{done.stdout}\n{done.stderr}")
     return done
@@ -96,7 +96,7 @@ class CliResult:
 
 def run_cli(args: list[str], env: dict[str, str] | None = None) -> CliResult:
     """The `campaign` entry point in-process (fast): exit code, stdout and stderr, as a user sees them."""
-    from flows import cli as cli_module
+    from cli import main as cli_module
 
     out, err = io.StringIO(), io.StringIO()
     saved_env = {k: os.environ.get(k) for k in (env or {})}

@@ -14,7 +14,7 @@ from states.db import ensure_schema, make_engine
 from tests.fixtures import KEY, load_sample
 from tests.reliability.synth import ROOT, backup, env_for, run_cli
 
-SOURCES = [p for d in ("states", "flows", "migrations", "bench") for p in (ROOT / d).rglob("*.py")]
+SOURCES = [p for d in ("states", "readers", "notices", "reports", "cli", "flows", "migrations", "bench") for p in (ROOT / d).rglob("*.py")]
 LOG_NAMES = r"(transition_log|audit_seal|TransitionLog|AuditSeal)"
 FORBIDDEN = [
     re.compile(rf"\b(UPDATE|DELETE\s+FROM|TRUNCATE(\s+TABLE)?)\s+[\"']?{LOG_NAMES}\b", re.IGNORECASE),

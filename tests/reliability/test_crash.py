@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.channels import safe_filename
+from notices.channels import safe_filename
 from tests.reliability.synth import (
     KEY,
     PYTHON,
@@ -73,7 +73,7 @@ def _ok(args: list[str], db: Path, outbox: Path) -> str:
 
 def _timed_process(args: list[str], db: Path, outbox: Path) -> float:
     started = time.monotonic()
-    done = subprocess.run([PYTHON, "-m", "flows.cli", *args], env=_env(db, outbox), cwd=ROOT, capture_output=True)
+    done = subprocess.run([PYTHON, "-m", "cli.main", *args], env=_env(db, outbox), cwd=ROOT, capture_output=True)
     assert done.returncode == 0, done.stderr
     return time.monotonic() - started
 
@@ -105,7 +105,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
 def _kill_at(args: list[str], db: Path, outbox: Path, delay: float) -> bool:
     """Start the command as a process, SIGKILL it after `delay` s; True when it was killed before it finished."""
     process = subprocess.Popen(
-        [PYTHON, "-m", "flows.cli", *args], env=_env(db, outbox), cwd=ROOT,
+        [PYTHON, "-m", "cli.main", *args], env=_env(db, outbox), cwd=ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from states.csvio import FORMULA_STARTS, csv_row, neutralise
+from reports.cells import FORMULA_STARTS, csv_row, neutralise
 from tests.reliability.synth import ROOT
 
 FORMULAS = ["=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1:A9)", "\t=1", "\r=1", " =1+1", "\uff1dSUM(A1)",
@@ -45,8 +45,8 @@ def test_no_csv_is_written_without_neutralising() -> None:
 
 
 def test_report_cells_are_escaped(tmp_path: Path) -> None:
-    """The report's Jinja2 environment autoescapes (flows/report.py); a hostile name renders as text."""
-    from flows.report import make_environment
+    """The report's Jinja2 environment autoescapes (reports/report.py); a hostile name renders as text."""
+    from reports.report import make_environment
 
     env = make_environment()
     rendered = env.from_string("<td>{{ name }}</td>").render(name="<script>alert(1)</script>")

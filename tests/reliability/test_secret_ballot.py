@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
-from flows.notify import dispatch
-from flows.report import write_report
+from notices.dispatch import dispatch
+from reports.report import write_report
 from states.models import TransitionLog
 from states.settings import load_settings
 from states.sweep import sweep

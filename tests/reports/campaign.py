@@ -15,9 +15,9 @@ import yaml
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
-from flows.report import write_report
+from readers import read_table
+from reports.report import write_report
 from states import appraisal, audit, operations, records, roster, sample
-from states.csvio import read_text
 from states.db import ensure_schema, make_engine
 from states.plan import load_plan, read_plan
 from states.sweep import sweep
@@ -101,10 +101,10 @@ def build(tmp: Path) -> Built:
     ballot = sample.demo_ballots(plan, sample.roster_path())[BALLOT_BRANCH]
     sample.write_csv(tmp / "ballot.csv", ballot, sample.BALLOT_FIELDS)
     with _write(engine, LOADED) as session:
-        roster.import_roster(session, read_text(tmp / "roster.csv"), "test", LOADED)
+        roster.import_roster(session, read_table(tmp / "roster.csv"), "test", LOADED)
         loaded, _digest = read_plan(sample.plan_2024_path())
         load_plan(session, loaded, "test", LOADED)
-        records.import_records(session, read_text(tmp / "records.csv"), "test", LOADED)
+        records.import_records(session, read_table(tmp / "records.csv"), "test", LOADED)
     sweep(engine, KEY, STUDY_DEADLINE_PASSED)
     with _write(engine, STUDY_DEADLINE_PASSED) as session:
         operations.exempt(session, KEY, EXEMPTED, COMMITTEE_SECRETARY, HOSTILE_REASON, STUDY_DEADLINE_PASSED)
@@ -125,7 +125,7 @@ def build(tmp: Path) -> Built:
     study_pages = report(STUDY_DEADLINE_PASSED, tmp / "study")
     sweep(engine, KEY, BALLOT_AT)
     with _write(engine, BALLOT_AT) as session:
-        appraisal.import_ballot(session, KEY, read_text(tmp / "ballot.csv"), "test", BALLOT_AT)
+        appraisal.import_ballot(session, KEY, read_table(tmp / "ballot.csv"), "test", BALLOT_AT)
         appraisal.approve(session, KEY, BALLOT_BRANCH, COMMITTEE_SECRETARY, BALLOT_AT)
     publicity_pages = report(IN_PUBLICITY, tmp / "publicity")
     return Built(

@@ -7,8 +7,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from flows import diagram, labels
+from reports import diagram
 from states import branch as branch_machine
+from states import labels
 from states import member as member_machine
 
 
@@ -74,6 +75,6 @@ def test_state_table_lists_every_state() -> None:
 
 def test_docs_are_what_the_generator_produces_now() -> None:
     for path, content in diagram.generated_docs().items():
-        assert path.exists(), f"{path} is missing: run python -m flows.diagram --write"
-        assert path.read_text(encoding="utf-8") == content, f"{path} drifted: run python -m flows.diagram --write"
+        assert path.exists(), f"{path} is missing: run python -m reports.diagram --write"
+        assert path.read_text(encoding="utf-8") == content, f"{path} drifted: run python -m reports.diagram --write"
     assert diagram.main(["--check"]) == 0

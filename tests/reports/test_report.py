@@ -12,10 +12,10 @@ import pytest
 from markupsafe import escape
 from sqlalchemy.orm import Session
 
-from flows import labels, report
-from flows.report import KIND_LABELS, make_environment, write_report
-from states import sample
-from states.csvio import read_text
+from readers import read_table
+from reports import report
+from reports.report import KIND_LABELS, make_environment, write_report
+from states import labels, sample
 from states.db import ensure_schema, make_engine
 from states.errors import NotFound
 from states.evaluate import context
@@ -161,7 +161,7 @@ def test_a_campaign_not_started_yet(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'early.db'}")
     ensure_schema(engine)
     with Session(engine) as session, session.begin():
-        import_roster(session, read_text(sample.roster_path()), "test", LOADED)
+        import_roster(session, read_table(sample.roster_path()), "test", LOADED)
         load_plan(session, read_plan(sample.plan_2024_path())[0], "test", LOADED)
     with Session(engine) as session:
         pages = write_report(session, KEY, tmp_path / "out", LOADED)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flows.diagram import mermaid
+from reports.diagram import mermaid
 
 
 def test_readme_member_machine_is_generated_from_the_machine() -> None:

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import Engine, inspect
 from sqlalchemy.orm import Session
 
+from readers import read_table
 from states.appraisal import approve, import_ballot, object_to, resolve, select_excellent, withdrawal
-from states.csvio import read_text
 from states.db import make_engine
 from states.errors import MalformedFile, NoQuorum, QuotaExceeded, Refused, Unauthorized
 from states.sample import roster_path
@@ -58,7 +58,7 @@ def ballot(tmp: Path, rows: list[tuple[str, int, int, int]], entitled: int = 12,
 def record_ballot(engine: Engine, path: Path, when: str = "2024-08-08T15:00"):  # noqa: ANN201
     moment = at(when)
     with Session(engine, expire_on_commit=False) as s, s.begin():
-        return import_ballot(s, KEY, read_text(path), "M164", moment)
+        return import_ballot(s, KEY, read_table(path), "M164", moment)
 
 
 def test_exactly_half_present_is_no_quorum(db: Engine, tmp_path: Path) -> None:

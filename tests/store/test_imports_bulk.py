@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from states.csvio import read_text
+from readers import read_table
 from states.errors import MalformedFile
 from states.models import BranchHistory, Evidence, MemberProgress, Person, TransitionLog
 from states.records import import_records
@@ -32,7 +32,7 @@ def _records(engine: Engine, tmp_path: Path, body: str, name: str = "r.csv", hea
     path = tmp_path / name
     path.write_bytes((header + body).encode(encoding))
     with Session(engine) as session, session.begin():
-        return import_records(session, read_text(path), "M002", WHEN)
+        return import_records(session, read_table(path), "M002", WHEN)
 
 
 def _error(engine: Engine, tmp_path: Path, body: str, header: str = HEADER) -> str:
@@ -149,7 +149,7 @@ def test_a_transferred_member_records_for_old_and_new_branch(office: Engine, tmp
     text = (Path(__file__).resolve().parents[2] / "states" / "sample" / "roster.csv").read_text(encoding="utf-8")
     roster.write_text(text.replace("M026,严云,B02,亚洲处党支部", "M026,严云,B01,办公室党支部"), encoding="utf-8")
     with Session(office) as session, session.begin():
-        result = import_roster(session, read_text(roster), "M002", WHEN)
+        result = import_roster(session, read_table(roster), "M002", WHEN)
     assert (result.added, result.updated, result.transferred) == (0, 1, 1)
     assert _records(office, tmp_path, "M026,B02,study_self,2024-03-26,1,\nM026,B01,study_self,2024-03-27,1,\n").added == 2
     with Session(office) as session:
@@ -167,13 +167,13 @@ def test_roster_counts_joins_and_refusals(office: Engine, tmp_path: Path) -> Non
     path.write_text(sample + "N001,新人,B03,B03-name,省外办,member,,en\nN001,新人,B03,B03-name,省外办,member,,en\n",
                     encoding="utf-8")
     with Session(office) as session, session.begin(), pytest.raises(MalformedFile) as caught:
-        import_roster(session, read_text(path), "M002", WHEN)
+        import_roster(session, read_table(path), "M002", WHEN)
     assert "column branch_name: branch B03 is named" in str(caught.value)
     name = [line for line in sample.splitlines() if ",B03," in line][0].split(",")[3]
     path.write_text(sample + f"N001,新人,B03,{name},省外办,member,,en\nN001,新人,B03,{name},省外办,member,,en\n"
                     f"N002,新人2,B03,{name},新单位,member,n2@x.cn,\n", encoding="utf-8")
     with Session(office) as session, session.begin():
-        result = import_roster(session, read_text(path), "M002", WHEN)
+        result = import_roster(session, read_table(path), "M002", WHEN)
     assert (result.added, result.updated, result.transferred, result.joined) == (2, 0, 0, 2)
     with Session(office) as session:
         assert session.get(Person, "N001").locale == "en"  # type: ignore[union-attr]
@@ -181,10 +181,10 @@ def test_roster_counts_joins_and_refusals(office: Engine, tmp_path: Path) -> Non
         assert session.scalar(select(func.count()).select_from(MemberProgress).where(MemberProgress.member_id.in_(
             ["N001", "N002"]))) == 2
     with Session(office) as session, session.begin():
-        assert import_roster(session, read_text(path), "M002", WHEN).unchanged
+        assert import_roster(session, read_table(path), "M002", WHEN).unchanged
     path.write_text(sample + f"N001,新人,B03,{name},省外办,member,,en\nN001,新人,B03,{name},省外办,member,x@y.cn,en\n",
                     encoding="utf-8")
     with Session(office) as session, session.begin(), pytest.raises(MalformedFile) as caught:
-        import_roster(session, read_text(path), "M002", WHEN)
+        import_roster(session, read_table(path), "M002", WHEN)
     lines = len(sample.splitlines())
     assert str(caught.value).endswith(f"line {lines + 2}, column member_id: N001 appears twice with different values")

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from bench.parallel import prepare_claims
 from bench.run import AT_LOAD, AT_START, AT_STUDY, KEY, _at, generate
+from readers import read_table
 from states import audit
-from states.csvio import read_text
 from states.db import ensure_schema, make_engine
 from states.models import DoneChunk, MemberProgress, Notice, TransitionLog
 from states.plan import load_plan, read_plan
@@ -42,8 +42,8 @@ def campaign(tmp_path: Path) -> Iterator[tuple[Engine, str]]:
         plan, _ = read_plan(tmp_path / "plan.yaml")
         with Session(engine) as session, session.begin():
             load_plan(session, plan, "bench", _at(AT_LOAD))
-            import_roster(session, read_text(tmp_path / "roster.csv"), "bench", _at(AT_LOAD))
-            import_records(session, read_text(tmp_path / "records.csv"), "bench", _at(AT_LOAD))
+            import_roster(session, read_table(tmp_path / "roster.csv"), "bench", _at(AT_LOAD))
+            import_records(session, read_table(tmp_path / "records.csv"), "bench", _at(AT_LOAD))
             audit.seal(session, _at(AT_LOAD))
         sweep(engine, KEY, _at(AT_START), branches_per_chunk=PER_CHUNK)
         try:

@@ -24,13 +24,13 @@ from markupsafe import Markup
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from flows import diagram, labels
-from flows.labels import Figure, Locale
+from reports import diagram
+from reports.cells import neutralise
 from states import branch as branch_machine
+from states import labels
 from states import member as member_machine
 from states.clock import as_utc, day_start
 from states.conditions import EvalContext, Row
-from states.csvio import neutralise
 from states.errors import NotFound
 from states.evaluate import (
     Result,
@@ -42,6 +42,7 @@ from states.evaluate import (
     of_branch_ids,
     results_from,
 )
+from states.labels import Figure, Locale
 from states.machine import MAIN_PATH, PHASES, Transition, ordinal
 from states.models import (
     Appraisal,

@@ -12,8 +12,10 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from flows.channels import DeliveryError, FileChannel, SmtpChannel, Undeliverable
-from flows.render import CONTEXT_MODELS, build_message, make_environment, message_bytes, render_notice
+from notices.channels import DeliveryError, FileChannel, SmtpChannel, Undeliverable
+from notices.contexts import CONTEXT_MODELS
+from notices.message import build_message, message_bytes
+from notices.render import make_environment, render_notice
 from states import member as member_machine
 from states.models import Appraisal, Branch, Campaign, Notice, Person
 from states.settings import Settings

@@ -1,0 +1,131 @@
+"""What every command shares: the settings and engine, the time T, output as JSON or for people."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from states import audit
+from states.clock import parse_instant
+from states.db import ensure_schema, make_engine
+from states.errors import NotFound
+from states.models import Campaign
+from states.settings import Settings, load_settings
+
+DEFAULT_TZ = "Asia/Shanghai"
+
+
+class App:
+    """What every command needs: settings and an engine whose schema is current."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.settings.database_url)
+            ensure_schema(self._engine)
+        return self._engine
+
+    @contextmanager
+    def write(self, at: dt.datetime) -> Iterator[Session]:
+        """One transaction, sealed in the audit chain before it commits."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+            audit.seal(session, at)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    def timezone(self, key: str | None) -> str:
+        with self.read() as session:
+            if key is not None:
+                campaign = session.get(Campaign, key)
+                if campaign is None:
+                    raise NotFound(f"unknown campaign {key!r}")
+                return campaign.timezone
+            first = session.scalar(select(Campaign.timezone).order_by(Campaign.loaded_at.desc()).limit(1))
+            return first or DEFAULT_TZ
+
+    def at(self, text: str | None, key: str | None = None) -> dt.datetime:
+        return parse_instant(text, self.timezone(key))
+
+
+def appraisal_ops() -> Any:
+    from states import appraisal
+
+    return appraisal
+
+
+def operations_ops() -> Any:
+    from states import operations
+
+    return operations
+
+
+def with_prefect(what: str, action: Callable[[], object]) -> None:
+    """Where a Prefect server is configured (PREFECT_API_URL), tell it too; the database change stands either way."""
+    import os
+
+    if not os.environ.get("PREFECT_API_URL"):
+        return
+    try:
+        action()
+    except Exception as exc:  # noqa: BLE001 - the server is an extra; its failure must not undo the command
+        click.echo(f"campaign: warning: could not {what} in Prefect: {' '.join(str(exc).split())[:200]}", err=True)
+
+
+def schedule_runs(key: str, engine: Engine) -> None:
+    from flows.schedule import schedule_deadlines
+
+    schedule_deadlines(key, engine)
+
+
+def request_approval(campaign: str, branch_id: str, meeting_id: int | None) -> None:
+    assert meeting_id is not None
+    from flows.approval import request_approval
+
+    request_approval(campaign, branch_id, meeting_id)
+
+
+def emit(data: Any, as_json: bool, human: Callable[[Any], str]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=None, default=str))
+    else:
+        click.echo(human(data))
+
+
+def default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "unknown"
+
+
+at_option = click.option("--at", "at_text", metavar="T", help="ISO 8601 time (default now; no offset = campaign's timezone)")
+json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Campaign orchestration: members and branches through study → analysis → rectification → consolidation → pledge."""
+    ctx.obj = App(load_settings())
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+# -- set-up ------------------------------------------------------------------------------------------------------

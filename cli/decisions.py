@@ -1,0 +1,235 @@
+"""Commands that decide: the sweep, retries, exemptions, referrals, withdrawals, the appraisal."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+from sqlalchemy.orm import Session
+
+from cli.app import (
+    App,
+    appraisal_ops,
+    at_option,
+    cli,
+    emit,
+    json_option,
+    operations_ops,
+    pass_app,
+)
+
+
+@cli.command()
+@click.argument("campaign")
+@at_option
+@click.option("--dry-run", is_flag=True, help="report what would happen, change nothing")
+@json_option
+@click.option("--actor", default="system")
+@pass_app
+def sweep(app: App, campaign: str, at_text: str | None, dry_run: bool, as_json: bool, actor: str) -> None:
+    """Fire every due deadline in order, advance all that may advance, queue the notices due."""
+    from states.sweep import sweep as run_sweep
+
+    at = app.at(at_text, campaign)
+    show = sys.stderr.isatty() and not dry_run
+
+    def progress(done: int, total: int) -> None:
+        click.echo(f"\r  sweep {done}/{total} units", nl=done == total, err=True)
+
+    result = run_sweep(
+        app.engine, campaign, at, actor=actor, dry_run=dry_run,
+        branches_per_chunk=app.settings.chunk_branches, progress=progress if show else None,
+    )
+    data = result.as_json()
+
+    def human(d: dict[str, Any]) -> str:
+        lead = "dry run (nothing changed): " if dry_run else ""
+        fired = ", ".join(d["fired"]) or "nothing"
+        return (
+            f"{lead}fired: {fired}\n"
+            f"advanced: {d['advanced']['members']} members, {d['advanced']['branches']} branches\n"
+            f"stuck: {d['stuck']['members']} members, {d['stuck']['branches']} branches"
+        )
+
+    emit(data, as_json, human)
+
+
+
+@cli.command()
+@click.argument("campaign")
+@click.option("--member", "members", multiple=True)
+@click.option("--branch", "branches", multiple=True)
+@click.option("--all-stuck", is_flag=True)
+@click.option("--actor", required=True)
+@click.option("--reason", required=True)
+@at_option
+@json_option
+@pass_app
+def retry(
+    app: App, campaign: str, members: tuple[str, ...], branches: tuple[str, ...], all_stuck: bool,
+    actor: str, reason: str, at_text: str | None, as_json: bool,
+) -> None:
+    """Re-check and advance, as far as their conditions allow."""
+    if not (members or branches or all_stuck):
+        raise click.UsageError("name --member, --branch or --all-stuck")
+    at = app.at(at_text, campaign)
+    with app.write(at) as session:
+        result = operations_ops().retry(
+            session, campaign, actor, reason, at, members=list(members) or None,
+            branches=list(branches) or None, all_stuck=all_stuck,
+        )
+    data = {
+        "advanced": result.advanced,
+        "held": result.held,
+        "moved": {"members": result.moved_members, "branches": result.moved_branches},
+    }
+
+    def human(d: dict[str, Any]) -> str:
+        lines = [f"moved: {d['moved']['members']} members, {d['moved']['branches']} branches"]
+        for member_id, (before, after) in d["advanced"].items():
+            lines.append(f"  {member_id}: {before} → {after}")
+        for subject, held in d["held"].items():
+            unmet = "; ".join(f"{u['condition']} {u['have']}/{u['need']}" for u in held.get("unmet", []))
+            lines.append(f"  {subject}: still {held['state']}" + (f" — {held['why']}" if "why" in held else "") + (f" ({unmet})" if unmet else ""))
+        return "\n".join(lines)
+
+    emit(data, as_json, human)
+    if not all_stuck and result.moved_members == 0 and result.moved_branches == 0:
+        click.echo("nothing named could advance", err=True)
+        sys.exit(1)
+
+
+def _single(action: Callable[[Session, dt.datetime], str | None], app: App, campaign: str, at_text: str | None, ok: str) -> None:
+    at = app.at(at_text, campaign)
+    with app.write(at) as session:
+        state = action(session, at)
+    click.echo(ok.format(state=state))
+
+
+@cli.command()
+@click.argument("campaign")
+@click.option("--member", required=True)
+@click.option("--actor", required=True)
+@click.option("--reason", required=True)
+@click.option("--undo", is_flag=True, help="reverse the exemption")
+@at_option
+@pass_app
+def exempt(app: App, campaign: str, member: str, actor: str, reason: str, undo: bool, at_text: str | None) -> None:
+    """Exempt a member (posted abroad, long-term ill …), or reverse it."""
+    _single(lambda s, at: operations_ops().exempt(s, campaign, member, actor, reason, at, undo=undo), app, campaign, at_text, f"{member}: {{state}}")
+
+
+@cli.command()
+@click.argument("campaign")
+@click.option("--member", required=True)
+@click.option("--actor", required=True)
+@click.option("--reason", required=True)
+@at_option
+@pass_app
+def refer(app: App, campaign: str, member: str, actor: str, reason: str, at_text: str | None) -> None:
+    """A discipline case pauses the member."""
+    _single(lambda s, at: operations_ops().refer(s, campaign, member, actor, reason, at), app, campaign, at_text, f"{member}: {{state}}")
+
+
+@cli.command()
+@click.argument("campaign")
+@click.option("--member", required=True)
+@click.option("--actor", required=True)
+@click.option("--reason", required=True)
+@at_option
+@pass_app
+def resume(app: App, campaign: str, member: str, actor: str, reason: str, at_text: str | None) -> None:
+    """The member resumes where it was."""
+    _single(lambda s, at: operations_ops().resume(s, campaign, member, actor, reason, at), app, campaign, at_text, f"{member}: {{state}}")
+
+
+@cli.command()
+@click.argument("campaign")
+@click.option("--member", required=True)
+@click.option("--confirm", "confirm", flag_value=True, default=None)
+@click.option("--accept-late", "confirm", flag_value=False)
+@click.option("--actor", required=True)
+@click.option("--reason", required=True)
+@at_option
+@pass_app
+def withdrawal(app: App, campaign: str, member: str, confirm: bool | None, actor: str, reason: str, at_text: str | None) -> None:
+    """Confirm a pending withdrawal, or accept a late written application."""
+    if confirm is None:
+        raise click.UsageError("name --confirm or --accept-late")
+    _single(
+        lambda s, at: appraisal_ops().withdrawal(s, campaign, member, actor, reason, at, confirm=confirm),
+        app, campaign, at_text,
+        f"{member}: withdrawal confirmed, awaiting the upper committee's approval" if confirm else f"{member}: {{state}}",
+    )
+
+
+@cli.command()
+@click.argument("campaign")
+@click.option("--branch", required=True)
+@click.option("--actor", required=True)
+@click.option("--reject", is_flag=True)
+@click.option("--reason", default="")
+@at_option
+@pass_app
+def approve(app: App, campaign: str, branch: str, actor: str, reject: bool, reason: str, at_text: str | None) -> None:
+    """The upper committee's decision on the branch's current ratings and confirmed withdrawals."""
+    at = app.at(at_text, campaign)
+    with app.write(at) as session:
+        result = appraisal_ops().approve(session, campaign, branch, actor, at, reject=reject, reason=reason)
+    if not (result.approved or result.rejected or result.withdrawn):
+        click.echo(f"branch {branch}: nothing awaits approval", err=True)
+        sys.exit(1)
+    if reject:
+        click.echo(f"branch {branch}: {len(result.rejected)} ratings rejected — the branch reviews again")
+    else:
+        click.echo(f"branch {branch}: {len(result.approved)} ratings approved, publicity starts; {len(result.withdrawn)} withdrawn")
+
+
+@cli.command()
+@click.argument("campaign")
+@click.option("--member", "members", multiple=True, required=True)
+@click.option("--actor", required=True)
+@at_option
+@pass_app
+def excellent(app: App, campaign: str, members: tuple[str, ...], actor: str, at_text: str | None) -> None:
+    """Select qualified members whose rating is final as excellent (优秀共产党员), within the quota."""
+    at = app.at(at_text, campaign)
+    with app.write(at) as session:
+        chosen = appraisal_ops().select_excellent(session, campaign, list(members), actor, at)
+    click.echo(f"selected as excellent: {', '.join(chosen) or 'nobody new'}")
+
+
+@cli.command("object")
+@click.argument("campaign")
+@click.option("--member", required=True)
+@click.option("--actor", required=True)
+@click.option("--reason", required=True)
+@at_option
+@pass_app
+def object_(app: App, campaign: str, member: str, actor: str, reason: str, at_text: str | None) -> None:
+    """An objection during publicity."""
+    _single(lambda s, at: appraisal_ops().object_to(s, campaign, member, actor, reason, at), app, campaign, at_text,
+            f"{member}: objection recorded, publicity held open until it is resolved")
+
+
+@cli.command()
+@click.argument("campaign")
+@click.option("--member", required=True)
+@click.option("--upheld", "upheld", flag_value=True, default=None)
+@click.option("--dismissed", "upheld", flag_value=False)
+@click.option("--actor", required=True)
+@click.option("--reason", default="")
+@at_option
+@pass_app
+def resolve(app: App, campaign: str, member: str, upheld: bool | None, actor: str, reason: str, at_text: str | None) -> None:
+    """The outcome of an objection."""
+    if upheld is None:
+        raise click.UsageError("name --upheld or --dismissed")
+    _single(lambda s, at: appraisal_ops().resolve(s, campaign, member, upheld, actor, reason, at), app, campaign, at_text,
+            f"{member}: objection " + ("upheld — back to a new ballot" if upheld else "dismissed"))
+
+
+# -- the log -----------------------------------------------------------------------------------------------------
