@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     smtp_user: str | None = None
     smtp_password: str | None = None
     smtp_from: str = "campaign@localhost"
+    key_dir: Path = Path("var/keys")
+    """Where the service's secret keys live when the environment gives none (`keys.secret_key`): never in the
+    database, never in Prefect."""
     chunk_branches: int = 200
     """Branches per sweep chunk: one transaction (and one Prefect task) per chunk."""
 
