@@ -22,7 +22,7 @@ run: $(BIN)/campaign
 
 ## make demo: the sample campaign through every phase in simulated time, with a summary table
 demo: $(BIN)/campaign
-	$(BIN)/python -m flows.demo
+	CAMPAIGN_SIMULATION=1 $(BIN)/python -m flows.demo
 
 ## make test: lint, type-check the core, and the whole test suite
 test: $(BIN)/campaign lint

@@ -60,7 +60,7 @@ class App:
             return first or DEFAULT_TZ
 
     def at(self, text: str | None, key: str | None = None) -> dt.datetime:
-        return parse_instant(text, self.timezone(key))
+        return parse_instant(text, self.timezone(key), simulation=self.settings.simulation)
 
 
 def appraisal_ops() -> Any:

@@ -63,7 +63,7 @@ def plan_load(app: App, file: Path, actor: str | None, at_text: str | None) -> N
     from states.plan import load_plan, read_plan
 
     parsed, _digest = read_plan(file)
-    at = parse_instant(at_text, parsed.timezone)
+    at = parse_instant(at_text, parsed.timezone, simulation=app.settings.simulation)
     with app.write(at) as session:
         load_plan(session, parsed, actor or default_actor(), at)
     click.echo(parsed.key)

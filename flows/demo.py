@@ -39,6 +39,7 @@ def _environment(demo_dir: Path) -> None:
     """Before Prefect is imported: no telemetry, the demo's own database and outbox, a temporary server."""
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     os.environ["DO_NOT_TRACK"] = "1"
+    os.environ["CAMPAIGN_SIMULATION"] = "1"  # six months driven in simulated time: the future is allowed here only
     if not os.environ.get("PREFECT_API_URL"):
         os.environ["PREFECT_HOME"] = str(demo_dir / "prefect")
         os.environ["PREFECT_SERVER_ALLOW_EPHEMERAL_MODE"] = "true"

@@ -76,9 +76,10 @@ def instant(db: Engine, campaign: str, at: str | dt.datetime | None) -> dt.datet
         if found is None:
             raise NotFound(f"unknown campaign {campaign!r}")
         tz = found.timezone
+    simulation = settings().simulation  # a flow parameter is a stranger's input: the future only in simulation
     if isinstance(at, dt.datetime):
-        return parse_instant(at.isoformat(), tz)
-    return parse_instant(at, tz)
+        return parse_instant(at.isoformat(), tz, simulation=simulation)
+    return parse_instant(at, tz, simulation=simulation)
 
 
 def flow_run_id() -> str | None:

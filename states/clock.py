@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from states.errors import BadInput
+from states.errors import BadInput, Refused
 
 UTC = dt.UTC
+
+FUTURE_SKEW = dt.timedelta(minutes=5)
+"""How far ahead of the real clock a stated time may be outside simulation: clocks of two hosts differ a little."""
 
 
 def zone(name: str) -> ZoneInfo:
@@ -17,17 +20,30 @@ def zone(name: str) -> ZoneInfo:
         raise BadInput(f"unknown timezone {name!r}") from exc
 
 
-def parse_instant(text: str | None, tz: str, now: dt.datetime | None = None) -> dt.datetime:
-    """`--at`: ISO 8601; without an offset it is read in the campaign's timezone. Returns aware UTC."""
+def parse_instant(
+    text: str | None, tz: str, now: dt.datetime | None = None, *, simulation: bool = False
+) -> dt.datetime:
+    """`--at`: ISO 8601; without an offset it is read in the campaign's timezone. Returns aware UTC.
+
+    Outside simulation a time later than the real clock (`now`, plus `FUTURE_SKEW`) is refused: nobody fires a
+    deadline early or dates a decision ahead by stating a time. Simulation (`CAMPAIGN_SIMULATION=1`: the demo, the
+    tests) drives a whole campaign in simulated time."""
+    real = (now or dt.datetime.now(UTC)).astimezone(UTC)
     if text is None or text == "":
-        return (now or dt.datetime.now(UTC)).astimezone(UTC)
+        return real
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError as exc:
         raise BadInput(f"--at {text!r} is not an ISO 8601 time") from exc
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone(tz))
-    return value.astimezone(UTC)
+    value = value.astimezone(UTC)
+    if not simulation and value > real + FUTURE_SKEW:
+        raise Refused(
+            f"time {text} is later than now ({real:%Y-%m-%dT%H:%M}Z): a time ahead of the clock is accepted only in "
+            "simulation (CAMPAIGN_SIMULATION=1)"
+        )
+    return value
 
 
 def day_start(day: dt.date, tz: str) -> dt.datetime:

@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     key_dir: Path = Path("var/keys")
     """Where the service's secret keys live when the environment gives none (`keys.secret_key`): never in the
     database, never in Prefect."""
+    simulation: bool = False
+    """`CAMPAIGN_SIMULATION=1`: times later than now are accepted (the demo, the tests); otherwise refused."""
     chunk_branches: int = 200
     """Branches per sweep chunk: one transaction (and one Prefect task) per chunk."""
 

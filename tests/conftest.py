@@ -17,6 +17,8 @@ import pytest
 # Before anything imports Prefect: no telemetry, and Prefect's home in a temporary folder, not ~/.prefect or var/.
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"
+# The tests drive campaigns in simulated time (2024 and later); the clock's bound has tests of its own.
+os.environ["CAMPAIGN_SIMULATION"] = "1"
 _PREFECT_HOME = tempfile.mkdtemp(prefix="campaign-prefect-home-")
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
 atexit.register(shutil.rmtree, _PREFECT_HOME, True)

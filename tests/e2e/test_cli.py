@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -88,3 +89,19 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(cli, tmp_path: Path) -
     assert cli("sweep", "sfao-2024", "--at", "yesterday").code == 2
     status = json.loads(cli("status", "sfao-2024", "--at", "2024-03-01", "--json").out)
     assert status["members"] == {"enrolled": 176} and status["phase"] == "not_started"
+
+
+def test_a_time_ahead_of_the_clock_is_refused_without_simulation(cli, tmp_path: Path) -> None:  # noqa: ANN001
+    plan = yaml.safe_load(plan_2024_path().read_text(encoding="utf-8"))
+    assert cli("roster", "import", str(roster_path()), "--actor", "M002", "--at", "2024-03-01T09:00").code == 0
+    (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan, allow_unicode=True), encoding="utf-8")
+    assert cli("plan", "load", str(tmp_path / "plan.yaml"), "--actor", "M002", "--at", "2024-03-01T09:00").code == 0
+    before = json.loads(cli("audit", "sfao-2024", "--json").out)
+    cli.env["CAMPAIGN_SIMULATION"] = "0"
+    far = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).isoformat()
+    refused = cli("sweep", "sfao-2024", "--at", far, "--json")
+    assert refused.code == 1, refused
+    assert "CAMPAIGN_SIMULATION" in refused.err and "Traceback" not in refused.err
+    assert json.loads(cli("audit", "sfao-2024", "--json").out) == before  # nothing fired, nothing recorded
+    # The past is still the past: a sweep at a real, earlier time fires what was due then.
+    assert cli("sweep", "sfao-2024", "--at", "2024-05-01T00:00:01", "--json").code == 0
