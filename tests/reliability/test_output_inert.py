@@ -46,7 +46,7 @@ def test_no_csv_is_written_without_neutralising() -> None:
 
 def test_report_cells_are_escaped(tmp_path: Path) -> None:
     """The report's Jinja2 environment autoescapes (reports/report.py); a hostile name renders as text."""
-    from reports.report import make_environment
+    from reports.render import make_environment
 
     env = make_environment()
     rendered = env.from_string("<td>{{ name }}</td>").render(name="<script>alert(1)</script>")
