@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import re
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -15,11 +18,11 @@ import reports
 from readers import read_table
 from reports import data, render
 from reports.render import make_environment
-from reports.report import write_report
+from reports.report import MANIFEST, write_report
 from reports.words import KIND_LABELS
 from states import labels, sample
 from states.db import ensure_schema, make_engine
-from states.errors import NotFound
+from states.errors import BadInput, NotFound
 from states.evaluate import context
 from states.plan import load_plan, read_plan
 from states.records import BRANCH_KINDS, MEETINGS, MEMBER_KINDS
@@ -38,6 +41,7 @@ from tests.reports.campaign import (
     IN_PUBLICITY,
     KEY,
     LOADED,
+    STUDY_DEADLINE_PASSED,
     Built,
 )
 
@@ -283,15 +287,73 @@ def test_idempotent_and_atomic(built: Built, tmp_path: Path) -> None:
     with Session(built.engine) as session:
         first = write_report(session, KEY, out, IN_PUBLICITY)
     before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in first}
-    (out / "branch-GONE.html").write_text("stale", encoding="utf-8")
-    (out / "notes.txt").write_text("someone else's", encoding="utf-8")
     with Session(built.engine) as session:
         again = write_report(session, KEY, out, IN_PUBLICITY)
     assert again == first
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in again} == before
-    assert not (out / "branch-GONE.html").exists()
-    assert (out / "notes.txt").exists()
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    # Nothing is left of the staging: the only hidden file is the list of what the report wrote.
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [MANIFEST]
+    assert set(json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"]) == {p.name for p in first}
+
+
+def test_files_it_did_not_write_are_left_alone(built: Built, tmp_path: Path) -> None:
+    """Named like a page or not, a file the report did not write is neither removed nor replaced."""
+    out = tmp_path / "reports"
+    out.mkdir()
+    theirs = {"branch-GONE.html": "someone's page", "publicity-OLD.html": "an old notice", "notes.txt": "notes"}
+    for name, text in theirs.items():
+        (out / name).write_text(text, encoding="utf-8")
+    with Session(built.engine) as session:
+        pages = write_report(session, KEY, out, IN_PUBLICITY)
+        assert {name: (out / name).read_text(encoding="utf-8") for name in theirs} == theirs
+        assert "branch-GONE.html" not in json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"]
+        # Run again: still theirs, still there.
+        write_report(session, KEY, out, IN_PUBLICITY)
+    assert {name: (out / name).read_text(encoding="utf-8") for name in theirs} == theirs
+    assert all(p.exists() for p in pages)
+
+
+def test_a_page_it_did_not_write_is_not_replaced(built: Built, tmp_path: Path) -> None:
+    """A file where a page would go, put there by someone (or edited since): refused, and nothing is written."""
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / "index.html").write_text("<p>our own start page</p>", encoding="utf-8")
+    with Session(built.engine) as session, pytest.raises(BadInput, match="index.html"):
+        write_report(session, KEY, out, IN_PUBLICITY)
+    assert sorted(p.name for p in out.iterdir()) == ["index.html"]
+    assert (out / "index.html").read_text(encoding="utf-8") == "<p>our own start page</p>"
+
+    written = tmp_path / "written"
+    with Session(built.engine) as session:
+        write_report(session, KEY, written, IN_PUBLICITY)
+        (written / "branch-B01.html").write_text("edited by hand", encoding="utf-8")
+        before = {p.name: p.read_bytes() for p in written.iterdir() if p.is_file()}
+        with pytest.raises(BadInput, match="branch-B01.html"):
+            write_report(session, KEY, written, STUDY_DEADLINE_PASSED)
+    assert {p.name: p.read_bytes() for p in written.iterdir() if p.is_file()} == before
+    assert not [p for p in written.iterdir() if p.is_dir()]
+
+
+def test_a_hand_made_manifest_claims_nothing_that_is_not_ours(built: Built, tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / "branch-GONE.html").write_text("someone's page", encoding="utf-8")
+    (out / MANIFEST).write_text(json.dumps({"files": {"branch-GONE.html": ["0" * 64], "../x.html": []}}))
+    with Session(built.engine) as session:
+        write_report(session, KEY, out, IN_PUBLICITY)
+    assert (out / "branch-GONE.html").read_text(encoding="utf-8") == "someone's page"
+
+
+def test_written_files_are_private(built: Built, tmp_path: Path) -> None:
+    out = tmp_path / "a" / "b"
+    os.chmod(tmp_path, 0o755)
+    with Session(built.engine) as session:
+        pages = write_report(session, KEY, out, IN_PUBLICITY)
+    for path in [*pages, out / MANIFEST]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    for directory in (out, out.parent):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755  # a directory that was there is someone's: left as it was
 
 
 def test_a_fresh_directory_is_created(built: Built, tmp_path: Path) -> None:
