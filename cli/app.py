@@ -38,11 +38,22 @@ class App:
         return self._engine
 
     @contextmanager
-    def write(self, at: dt.datetime) -> Iterator[Session]:
-        """One transaction, sealed in the audit chain before it commits."""
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
-            audit.seal(session, at)
+    def write(self, at: dt.datetime, dry_run: bool = False) -> Iterator[Session]:
+        """One transaction, sealed in the audit chain before it commits; with `dry_run` the same work is done, checked
+        and counted, then rolled back, so a trial and the real thing can never disagree."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            transaction = session.begin()
+            try:
+                yield session
+                if dry_run:
+                    transaction.rollback()
+                else:
+                    audit.seal(session, at)
+                    transaction.commit()
+            except BaseException:
+                if transaction.is_active:
+                    transaction.rollback()
+                raise
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import click
@@ -18,7 +19,31 @@ from cli.app import (
     with_prefect,
 )
 from readers import read_table
+from states import columns
 from states.clock import parse_instant
+from states.source import Source, ignored, located
+
+sheet_option = click.option("--sheet", metavar="NAME", help="the sheet of an .xlsx workbook (default: its first)")
+dry_run_option = click.option(
+    "--dry-run", is_flag=True, help="check the whole file and report what it would change; write nothing"
+)
+DRY_RUN_NOTE = "（演练 --dry-run：以上是导入将做的更改，没有写入任何内容）"
+
+
+def read_import(file: Path, sheet: str | None, kind: str) -> Source:
+    """The file as rows, whatever its format; the columns its kind does not use are named (they are ignored)."""
+    source = read_table(file, sheet)
+    table = columns.FILES[kind]
+    extra = ignored(source, columns.required(table), columns.optional(table))
+    if extra:
+        click.echo(f"已忽略的列: {'、'.join(extra)}")
+    return source
+
+
+def where(source: Source, kind: str) -> AbstractContextManager[None]:
+    """Errors about the file name its columns as its header does, and in a workbook the sheet and cell."""
+    table = columns.FILES[kind]
+    return located(source, columns.required(table), columns.optional(table))
 
 
 @cli.group()
@@ -30,14 +55,18 @@ def roster() -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--actor", default=None, help="who imports (default: the login name)")
 @at_option
+@sheet_option
+@dry_run_option
 @pass_app
-def roster_import(app: App, file: Path, actor: str | None, at_text: str | None) -> None:
+def roster_import(
+    app: App, file: Path, actor: str | None, at_text: str | None, sheet: str | None, dry_run: bool
+) -> None:
     """Add or update units, branches and members (never deletes)."""
     from states.roster import import_roster
 
-    source = read_table(file)
+    source = read_import(file, sheet, "roster")
     at = app.at(at_text)
-    with app.write(at) as session:
+    with app.write(at, dry_run) as session, where(source, "roster"):
         result = import_roster(session, source, actor or default_actor(), at)
     if result.unchanged:
         click.echo(f"{file}: already imported, nothing changed")
@@ -46,6 +75,8 @@ def roster_import(app: App, file: Path, actor: str | None, at_text: str | None) 
             f"{file}: {result.added} added, {result.updated} updated, {result.transferred} transferred, "
             f"{result.joined} joined a running campaign"
         )
+    if dry_run:
+        click.echo(DRY_RUN_NOTE)
 
 
 @cli.group()
@@ -57,16 +88,20 @@ def plan() -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--actor", default=None)
 @at_option
+@dry_run_option
 @pass_app
-def plan_load(app: App, file: Path, actor: str | None, at_text: str | None) -> None:
+def plan_load(app: App, file: Path, actor: str | None, at_text: str | None, dry_run: bool) -> None:
     """Create or update a campaign from a plan; prints its key."""
     from states.plan import load_plan, read_plan
 
     parsed, _digest = read_plan(file)
     at = parse_instant(at_text, parsed.timezone, simulation=app.settings.simulation)
-    with app.write(at) as session:
+    with app.write(at, dry_run) as session:
         load_plan(session, parsed, actor or default_actor(), at)
     click.echo(parsed.key)
+    if dry_run:
+        click.echo(DRY_RUN_NOTE)
+        return
     with_prefect("schedule its deadline runs", lambda: schedule_runs(parsed.key, app.engine))
 
 
@@ -79,19 +114,25 @@ def record() -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--actor", default=None)
 @at_option
+@sheet_option
+@dry_run_option
 @pass_app
-def record_import(app: App, file: Path, actor: str | None, at_text: str | None) -> None:
+def record_import(
+    app: App, file: Path, actor: str | None, at_text: str | None, sheet: str | None, dry_run: bool
+) -> None:
     """Add evidence (atomic: one bad row rejects the whole file)."""
     from states.records import import_records
 
-    source = read_table(file)
+    source = read_import(file, sheet, "records")
     at = app.at(at_text)
-    with app.write(at) as session:
+    with app.write(at, dry_run) as session, where(source, "records"):
         result = import_records(session, source, actor or default_actor(), at)
     if result.unchanged:
         click.echo(f"{file}: already imported, nothing changed")
     else:
         click.echo(f"{file}: {result.added} records added, {result.updated} corrected")
+    if dry_run:
+        click.echo(DRY_RUN_NOTE)
 
 
 @cli.group()
@@ -104,12 +145,16 @@ def ballot() -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--actor", default=None)
 @at_option
+@sheet_option
+@dry_run_option
 @pass_app
-def ballot_import(app: App, campaign: str, file: Path, actor: str | None, at_text: str | None) -> None:
+def ballot_import(
+    app: App, campaign: str, file: Path, actor: str | None, at_text: str | None, sheet: str | None, dry_run: bool
+) -> None:
     """Record one branch member meeting's ballot; without quorum it is refused."""
-    source = read_table(file)
+    source = read_import(file, sheet, "ballot")
     at = app.at(at_text, campaign)
-    with app.write(at) as session:
+    with app.write(at, dry_run) as session, where(source, "ballot"):
         result = appraisal_ops().import_ballot(session, campaign, source, actor or default_actor(), at)
     if result.unchanged:
         click.echo(f"{file}: already recorded, nothing changed")
@@ -117,7 +162,9 @@ def ballot_import(app: App, campaign: str, file: Path, actor: str | None, at_tex
     click.echo(f"branch {result.branch_id}: {len(result.ratings)} ratings stand, {len(result.void)} void")
     for member_id in result.void:
         click.echo(f"  {member_id}: no rating had more than half of the votes cast — hold the ballot again")
-    if result.ratings:
+    if dry_run:
+        click.echo(DRY_RUN_NOTE)
+    elif result.ratings:
         click.echo("  awaiting the upper committee's approval (campaign approve)")
         with_prefect(
             "start its approval flow", lambda: request_approval(campaign, result.branch_id, result.meeting_id)
@@ -125,3 +172,58 @@ def ballot_import(app: App, campaign: str, file: Path, actor: str | None, at_tex
 
 
 # -- the sweep and what it shows ---------------------------------------------------------------------------------
+
+
+# -- empty files to fill in ----------------------------------------------------------------------------------------
+SHEET_TITLES = {
+    "roster": {"zh-CN": "花名册", "en": "roster"},
+    "records": {"zh-CN": "活动记录", "en": "records"},
+    "ballot": {"zh-CN": "测评票", "en": "ballot"},
+}
+
+
+@cli.command("template")
+@click.argument("kind", type=click.Choice(list(columns.FILES)))
+@click.option("--xlsx", "as_xlsx", is_flag=True, help="an Excel workbook (.xlsx) instead of a CSV file")
+@click.option(
+    "--lang", type=click.Choice(["zh-CN", "zh", "en"]), default="zh-CN", show_default=True,
+    help="the headers' language: Chinese, or en for the English column names",
+)
+@click.option("--out", type=click.Path(path_type=Path), help="the file to write (default: KIND.csv or KIND.xlsx here)")
+def template(kind: str, as_xlsx: bool, lang: str, out: Path | None) -> None:
+    """Write an empty import file with its header row (see docs/formats.md); either language's headers import.
+
+    A CSV is UTF-8 with a BOM, so Excel and WPS open it with its Chinese intact. An existing file is never
+    overwritten."""
+    import os
+    import tempfile
+
+    from states.errors import BadInput
+
+    english = lang == "en"
+    header = columns.headers(columns.FILES[kind], english)
+    target = out or Path(f"{kind}.{'xlsx' if as_xlsx else 'csv'}")
+    if target.exists():
+        raise BadInput(f"{target} exists already: name another file with --out")
+    folder = target.parent if str(target.parent) else Path(".")
+    handle, temporary = tempfile.mkstemp(prefix=".template-", dir=folder)
+    os.close(handle)
+    try:
+        if as_xlsx:
+            from openpyxl import Workbook
+
+            book = Workbook(write_only=True)
+            sheet = book.create_sheet(SHEET_TITLES[kind]["en" if english else "zh-CN"])
+            sheet.append(header)
+            book.save(temporary)
+        else:
+            Path(temporary).write_bytes(("\ufeff" + ",".join(header) + "\r\n").encode("utf-8"))
+        os.chmod(temporary, 0o644)
+        os.link(temporary, target)  # fails rather than overwrite a file that appeared meanwhile
+    except FileExistsError:
+        raise BadInput(f"{target} exists already: name another file with --out") from None
+    except OSError as exc:
+        raise BadInput(f"cannot write {target}: {exc.strerror or exc}") from None
+    finally:
+        os.unlink(temporary)
+    click.echo(f"已写入 {target}（{'、'.join(header)}）")

@@ -1,4 +1,5 @@
-"""Reading the organisation's CSV files: encoding detected, rows streamed with their line numbers."""
+"""Reading the organisation's text tables: the encoding (UTF-8, GB18030/GBK, UTF-16) and the separator (comma or
+tab) detected, rows streamed with their line numbers."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from readers.text import plain
 from states.errors import MalformedFile
 from states.source import Source
 
@@ -21,24 +23,63 @@ class CsvFile:
     encoding: str
 
 
-def read_text(path: Path | str) -> CsvFile:
-    """UTF-8 (with or without BOM) first, then GB18030 (a superset of GBK); NUL bytes and broken bytes refused."""
-    name = str(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise MalformedFile(name, None, None, f"cannot read: {exc.strerror or exc}") from exc
-    if b"\x00" in raw:
+def utf16_without_bom(raw: bytes) -> str | None:
+    """"utf-16-le" or "utf-16-be" when `raw` looks like UTF-16 text written without a BOM: in its first bytes,
+    nearly every other byte is NUL (the high byte of ASCII and digits) and the bytes between are not."""
+    head = raw[:4096]
+    if len(head) < 4:
+        return None
+    even, odd = head[0::2], head[1::2]
+    for encoding, highs, lows in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
+        if highs.count(0) >= 0.6 * len(highs) and lows.count(0) <= 0.05 * len(lows):
+            return encoding
+    return None
+
+
+def decode(name: str, raw: bytes) -> tuple[str, str]:
+    """(text, encoding): UTF-16 with a BOM or recognisably without one, else UTF-8 (with or without BOM), else
+    GB18030 (a superset of GBK); NUL characters and broken bytes refused."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        candidates: tuple[str, ...] = ("utf-16",)
+    else:
+        utf16 = utf16_without_bom(raw) if b"\x00" in raw else None
+        candidates = (utf16,) if utf16 else ("utf-8-sig", "gb18030")
+    if candidates[0] == "utf-8-sig" and b"\x00" in raw:
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
-        raise MalformedFile(name, line, None, "contains a NUL byte (not a text file)")
-    digest = hashlib.sha256(raw).hexdigest()
-    for encoding in ("utf-8-sig", "gb18030"):
+        raise MalformedFile(name, line, None, "contains a NUL byte (not a text file: import a .xlsx or a CSV file)")
+    for encoding in candidates:
         try:
-            return CsvFile(name, raw.decode(encoding), digest, encoding)
+            text = raw.decode(encoding)
         except UnicodeDecodeError as exc:
             failure = exc
+            continue
+        if "\x00" in text:
+            line = text[: text.index("\x00")].count("\n") + 1
+            raise MalformedFile(name, line, None, "contains a NUL character (not a text file: import a .xlsx or a CSV file)")
+        return text, encoding
+    if candidates[0].startswith("utf-16"):
+        raise MalformedFile(name, None, None, "is not valid UTF-16 text")
     line = raw[: failure.start].count(b"\n") + 1
     raise MalformedFile(name, line, None, "is neither UTF-8 nor GB18030/GBK text")
+
+
+def read_text(path: Path | str, raw: bytes | None = None) -> CsvFile:
+    """The file's text and its digest; `raw`, when given, is the file's bytes already read."""
+    name = str(path)
+    if raw is None:
+        try:
+            raw = Path(path).read_bytes()
+        except OSError as exc:
+            raise MalformedFile(name, None, None, f"cannot read: {exc.strerror or exc}") from exc
+    text, encoding = decode(name, raw)
+    return CsvFile(name, text, hashlib.sha256(raw).hexdigest(), encoding)
+
+
+def separator(text: str) -> str:
+    """Tab when the header line holds more tabs than commas (Excel's "Unicode text", a tab-separated export)."""
+    end = text.find("\n")
+    first = text if end < 0 else text[:end]
+    return "\t" if first.count("\t") > first.count(",") else ","
 
 
 def lines(text: str) -> Iterator[str]:
@@ -55,13 +96,14 @@ def lines(text: str) -> Iterator[str]:
         position = end
 
 
-def read_table(path: Path | str) -> Source:
-    """A CSV file as a `Source`: its encoding detected, its header row read, its data rows streamed as (line, values),
-    blank rows skipped and each row as wide as the header."""
-    source = read_text(path)
-    reader = csv.reader(lines(source.text), strict=True)
+def read_table(path: Path | str, raw: bytes | None = None) -> Source:
+    """A CSV or tab-separated file as a `Source`: its encoding and separator detected, its header row read, its data
+    rows streamed as (line, values) with full-width digits, letters and spaces made plain, blank rows skipped and
+    each row as wide as the header."""
+    source = read_text(path, raw)
+    reader = csv.reader(lines(source.text), delimiter=separator(source.text), strict=True)
     try:
-        header = [h.strip() for h in next(reader)]
+        header = [plain(h).strip() for h in next(reader)]
     except StopIteration:
         raise MalformedFile(source.path, 1, None, "is empty (no header row)") from None
     except csv.Error as exc:
@@ -81,6 +123,6 @@ def read_table(path: Path | str) -> Source:
                 raise MalformedFile(
                     source.path, reader.line_num, None, f"has {len(values)} fields, the header {len(header)}"
                 )
-            yield reader.line_num, values
+            yield reader.line_num, [v if v.isascii() else plain(v) for v in values]
 
     return Source(source.path, source.sha256, header, data())

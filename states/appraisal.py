@@ -100,7 +100,7 @@ def import_ballot(session: Session, key: str, source: Source, actor: str, at: dt
         try:
             date = parse_date(row["date"])
         except ValueError:
-            raise MalformedFile(source.path, line, "date", f"{row['date']!r} is not a date YYYY-MM-DD") from None
+            raise MalformedFile(source.path, line, "date", f"{row['date']!r} is not a date (YYYY-MM-DD, YYYY/M/D or YYYY年M月D日)") from None
         if date > local_date(at, campaign.timezone):
             raise MalformedFile(source.path, line, "date", f"the meeting's date {date} is after {local_date(at, campaign.timezone)}")
         head = {

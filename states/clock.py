@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from states.errors import BadInput, Refused
@@ -66,8 +67,14 @@ def as_utc(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+_DATE = re.compile(r"(\d{4})(?:([-/])(\d{1,2})\2(\d{1,2})|年(\d{1,2})月(\d{1,2})日)", re.ASCII)
+
+
 def parse_date(text: str) -> dt.date:
-    """Dates in files are YYYY-MM-DD exactly."""
-    if len(text) != 10:
+    """Dates in files: YYYY-MM-DD, and as Excel and WPS write them: YYYY/M/D, YYYY-M-D, YYYY年M月D日 (a spreadsheet's
+    date cells reach here as YYYY-MM-DD, converted by the reader)."""
+    found = _DATE.fullmatch(text.strip())
+    if found is None:
         raise ValueError(f"{text!r} is not a date YYYY-MM-DD")
-    return dt.date.fromisoformat(text)
+    year, _sep, month, day, month_zh, day_zh = found.groups()
+    return dt.date(int(year), int(month or month_zh), int(day or day_zh))

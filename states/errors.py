@@ -26,16 +26,38 @@ class NotFound(BadInput):
 
 
 class MalformedFile(BadInput):
-    """Raised when a file cannot be read or one of its rows is malformed; names file, line and column."""
+    """Raised when a file cannot be read or one of its rows is malformed; names file, line and column — in a
+    spreadsheet its sheet, row and cell column (`roster.xlsx [花名册] 第5行 C列 (role): …`)."""
 
-    def __init__(self, path: str, line: int | None, column: str | None, message: str) -> None:
-        where = path
-        if line is not None:
-            where += f", line {line}"
-        if column:
-            where += f", column {column}"
+    def __init__(
+        self,
+        path: str,
+        line: int | None,
+        column: str | None,
+        message: str,
+        *,
+        sheet: str | None = None,
+        letter: str | None = None,
+        header: str | None = None,
+    ) -> None:
+        named = column if not header or header == column else f"{header} ({column})"
+        if sheet is not None:
+            where = f"{path} [{sheet}]"
+            if line is not None:
+                where += f" 第{line}行"
+            if letter:
+                where += f" {letter}列"
+            if named:
+                where += f" ({named})"
+        else:
+            where = path
+            if line is not None:
+                where += f", line {line}"
+            if named:
+                where += f", column {named}"
         super().__init__(f"{where}: {message}")
-        self.path, self.line, self.column = path, line, column
+        self.path, self.line, self.column, self.reason = path, line, column, message
+        self.sheet, self.letter = sheet, letter
 
 
 class Unauthorized(Refused):

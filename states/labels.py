@@ -296,6 +296,46 @@ CONDITIONS: dict[str, ConditionWords] = {
     ),
 }
 
+# The kinds of evidence a records file holds (its `kind` column), as the organisation names them; a kind that is
+# also a condition reads as the condition does.
+_KIND_OWN: Labels = {
+    "study_self": {"zh-CN": "自学学时", "en": "self-study hours"},
+    "study_concentrated": {"zh-CN": "集中学习学时", "en": "concentrated study hours"},
+    "admonishment_talk": {"zh-CN": "诫勉谈话", "en": "admonishment talk"},
+    "disposition": {"zh-CN": "组织处置", "en": "disposition"},
+    "concentrated_training": {"zh-CN": "集中学习培训", "en": "concentrated training day"},
+}
+KINDS: tuple[str, ...] = (
+    "study_self", "study_concentrated", "study_check", "analysis_report", "satisfaction_evaluation", "heart_talk",
+    "rectification_plan", "good_deed", "pledge_application", "admonishment_talk", "disposition", "oath",
+    "public_commitment", "mobilization_meeting", "concentrated_training", "discussion_meeting", "opinions_solicited",
+    "analysis_meeting", "branch_rectification_plan", "theme_activity", "oath_ceremony",
+)
+KIND_LABELS: Labels = {
+    k: _KIND_OWN[k] if k in _KIND_OWN else {loc: CONDITIONS[k].texts[loc].label for loc in LOCALES} for k in KINDS
+}
+
+# The roles of the roster's `role` column.
+ROLE_LABELS: Labels = {
+    "member": {"zh-CN": "党员", "en": "member"},
+    "branch_secretary": {"zh-CN": "党支部书记", "en": "branch secretary"},
+    "committee_secretary": {"zh-CN": "机关党委书记", "en": "secretary of the organ's party committee"},
+    "party_group_deputy": {"zh-CN": "党组副书记", "en": "deputy secretary of the party group"},
+    "party_group_secretary": {"zh-CN": "党组书记", "en": "secretary of the party group"},
+    "office_director": {"zh-CN": "办公室主任", "en": "office director"},
+    "inspector": {"zh-CN": "督导组成员", "en": "inspector"},
+}
+
+
+def codes(table: Labels) -> dict[str, str]:
+    """A Chinese label → its code: how a file's cell may name a kind or a role."""
+    return {words["zh-CN"]: code for code, words in table.items()}
+
+
+KIND_CODES: dict[str, str] = codes(KIND_LABELS)
+ROLE_CODES: dict[str, str] = codes(ROLE_LABELS)
+
+
 _DEFAULT_MISMATCH: dict[Locale, str] = {
     "zh-CN": "{label}：{have}（要求：{need}）",
     "en": "{label}: {have} (needs {need})",

@@ -29,6 +29,7 @@ from states import audit
 from states.clock import parse_date
 from states.db import changed
 from states.errors import MalformedFile
+from states.labels import KIND_CODES, KIND_LABELS, VALUE_LABELS
 from states.models import Branch, BranchHistory, Evidence, ImportRecord, Person
 from states.roster import stage as staging_table
 from states.source import Source, check_id, checked, number
@@ -105,6 +106,8 @@ STAGE = "evidence_stage"
 HOURS = frozenset(("study_self", "study_concentrated"))
 KINDS = frozenset(MEMBER_KINDS + BRANCH_KINDS)
 MEMBER_KIND_SET = frozenset(MEMBER_KINDS)
+KIND_LIST = ", ".join(f"{k} {KIND_LABELS[k]['zh-CN']}" for k in MEMBER_KINDS + BRANCH_KINDS)
+STUDY_CHECK_CODES = {VALUE_LABELS[v]["zh-CN"]: v for v in ("pass", "fail")}
 
 
 def _fields(source: Source) -> Iterator[tuple[int, list[str]]]:
@@ -128,7 +131,11 @@ def _staged(source: Source, deferred: list[MalformedFile]) -> Iterator[tuple[Any
     last_member = ""
     for line, (member_id, branch_id, kind, text, value, ref) in _fields(source):
         if kind not in KINDS:
-            raise MalformedFile(source.path, line, "kind", f"unknown kind {kind!r}")
+            kind = KIND_CODES.get(kind, kind)  # the organisation's own word for it
+            if kind not in KINDS:
+                raise MalformedFile(source.path, line, "kind", f"unknown kind {kind!r}; the kinds: {KIND_LIST}")
+        if kind == "study_check" and value in STUDY_CHECK_CODES:
+            value = STUDY_CHECK_CODES[value]
         if kind in MEMBER_KIND_SET:
             if not member_id:
                 raise MalformedFile(source.path, line, "member_id", f"{kind} is a member's record: member_id is required")
@@ -146,7 +153,7 @@ def _staged(source: Source, deferred: list[MalformedFile]) -> Iterator[tuple[Any
             try:
                 parsed = parse_date(text)
             except ValueError:
-                raise MalformedFile(source.path, line, "date", f"{text!r} is not a date YYYY-MM-DD") from None
+                raise MalformedFile(source.path, line, "date", f"{text!r} is not a date (YYYY-MM-DD, YYYY/M/D or YYYY年M月D日)") from None
             if not EARLIEST <= parsed <= LATEST:
                 raise MalformedFile(source.path, line, "date", f"{text} is not a plausible date")
             date = dates[text] = parsed.isoformat()

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from states import audit
 from states.db import changed, insert_ignoring_duplicates
 from states.errors import MalformedFile
+from states.labels import ROLE_CODES, ROLE_LABELS
 from states.models import (
     Branch,
     BranchHistory,
@@ -40,6 +41,7 @@ ROLES = (
     "inspector",
 )
 LOCALES = ("zh-CN", "en")
+ROLE_LIST = ", ".join(f"{r} {ROLE_LABELS[r]['zh-CN']}" for r in ROLES)
 COLUMNS = ("member_id", "name", "branch_id", "branch_name", "unit", "role", "email")
 
 
@@ -63,9 +65,9 @@ def _checked(source: Source, branches: dict[str, dict[str, Any]], failed: list[M
             member_id = check_id(source, line, "member_id", row["member_id"])
             if not row["name"] or len(row["name"]) > 200:
                 raise MalformedFile(source.path, line, "name", "a name is required (at most 200 characters)")
-            role = row["role"]
+            role = ROLE_CODES.get(row["role"], row["role"])
             if role not in ROLES:
-                raise MalformedFile(source.path, line, "role", f"{role!r} is not one of {', '.join(ROLES)}")
+                raise MalformedFile(source.path, line, "role", f"{role!r} is not one of {ROLE_LIST}")
             if not row["unit"] or len(row["unit"]) > 200:
                 raise MalformedFile(source.path, line, "unit", "a unit is required (at most 200 characters)")
             branch_id = row["branch_id"] or None

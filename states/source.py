@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from states.columns import canonical
 from states.errors import MalformedFile
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
@@ -20,26 +22,79 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 class Source:
     """`path` names the source in errors and in the import log; `sha256` is the digest of its bytes (the same file
     imported twice changes nothing); `data` yields (line, raw values) once, blank rows already skipped and each row
-    as wide as the header."""
+    as wide as the header. A spreadsheet's rows are numbered as the sheet numbers them, and errors name `sheet`
+    and the cell's column letter; `header_line` is the row the header stands on."""
 
     path: str
     sha256: str
     header: list[str]
     data: Iterable[tuple[int, list[str]]]
+    sheet: str | None = None
+    header_line: int = 1
+
+
+def _names(source: Source, required: tuple[str, ...], optional: tuple[str, ...]) -> list[str]:
+    known = set(required) | set(optional)
+    return [name if (name := canonical(h)) in known else "" for h in source.header]
+
+
+def _shown(header: str, index: int) -> str:
+    return header.strip() or f"({index + 1})"
 
 
 def checked(source: Source, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> list[str]:
-    """The header, once it names every required column, nothing unknown and no column twice."""
-    header = source.header
-    missing = [c for c in required if c not in header]
+    """The header as the importers read it: each column's English name (a Chinese header translated, see
+    `states.columns`), "" for a column this file does not use (ignored; `ignored` names them). Refused when it
+    lacks a required column — every missing one and every unused one named at once — or names a column twice."""
+    names = _names(source, required, optional)
+    missing = [c for c in required if c not in names]
     if missing:
-        raise MalformedFile(source.path, 1, missing[0], f"header lacks column {missing[0]!r}")
-    unknown = [c for c in header if c not in required and c not in optional]
-    if unknown:
-        raise MalformedFile(source.path, 1, unknown[0], f"unknown column {unknown[0]!r}")
-    if len(set(header)) != len(header):
-        raise MalformedFile(source.path, 1, None, "a column is named twice")
-    return header
+        unused = [_shown(h, i) for i, (h, n) in enumerate(zip(source.header, names, strict=True)) if not n]
+        message = f"header lacks column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}"
+        if unused:
+            message += f"; not columns of this file: {', '.join(map(repr, unused))}"
+        message += f" (its columns: {', '.join((*required, *optional))}; docs/formats.md)"
+        raise MalformedFile(source.path, source.header_line, None, message)
+    twice = sorted({n for n in names if n and names.count(n) > 1})
+    if twice:
+        raise MalformedFile(source.path, source.header_line, None, f"column {', '.join(map(repr, twice))} is named twice")
+    return names
+
+
+def ignored(source: Source, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> list[str]:
+    """The headers, as the file writes them, of the columns its kind does not use: ignored, and named to the user."""
+    names = _names(source, required, optional)
+    return [_shown(h, i) for i, (h, n) in enumerate(zip(source.header, names, strict=True)) if not n]
+
+
+def column_letter(index: int) -> str:
+    """A spreadsheet's name for the column at `index` (0 → A, 26 → AA)."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
+@contextmanager
+def located(source: Source, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> Iterator[None]:
+    """Errors about `source` raised inside, naming the column as the file heads it (a Chinese header beside its
+    English name) and, in a spreadsheet, the sheet and the cell's column letter."""
+    try:
+        yield
+    except MalformedFile as exc:
+        if exc.path != source.path or exc.sheet is not None:
+            raise
+        names = _names(source, required, optional)
+        index = names.index(exc.column) if exc.column in names else None
+        header = source.header[index].strip() if index is not None else None
+        if source.sheet is None and (header is None or header == exc.column):
+            raise
+        raise MalformedFile(
+            exc.path, exc.line, exc.column, exc.reason, sheet=source.sheet, header=header,
+            letter=column_letter(index) if index is not None and source.sheet is not None else None,
+        ) from None
 
 
 def rows(
@@ -48,7 +103,7 @@ def rows(
     """Each data row as (line number, {column: stripped value}); the header must name every required column."""
     header = checked(source, required, optional)
     for line, values in source.data:
-        yield line, {h: v.strip() for h, v in zip(header, values, strict=True)}
+        yield line, {h: v.strip() for h, v in zip(header, values, strict=True) if h}
 
 
 def check_id(source: Source, line: int, column: str, value: str) -> str:

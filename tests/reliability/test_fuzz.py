@@ -287,7 +287,10 @@ def test_fixed_hostile_records(office: Path, tmp_path: Path, name: str) -> None:
     (b"member_id,branch_id,kind,date,value\nM026,B02,study_self,2024-04-01,3\x00\n", "NUL"),
     (b"member_id,branch_id,kind,date,value\nM026,B02,study_self,2024-04-01,\xff\xfe\x80\n", "UTF-8"),
     ("\ufeffmember_id,branch_id,kind,date,value\nM026,B02,study_self,2024-04-01,3\n".encode(), None),
-    ("member_id,branch_id,kind,date,value\nM026,B02,study_self,2024-04-01,3\n".encode("utf-16"), "NUL"),
+    ("member_id,branch_id,kind,date,value\nM026,B02,study_self,2024-04-01,3\n".encode("utf-16"), None),  # Excel's Unicode text
+    ("member_id\tbranch_id\tkind\tdate\tvalue\nM026\tB02\tstudy_self\t2024/4/1\t3\n".encode("utf-16-le"), None),
+    ("member_id,branch_id,kind,date,value\nM026,B02,study_self,2024-04-01,3\n".encode("utf-16")[:-1], "UTF-16"),
+    (b"%PDF-1.4\n" + b"\x00" * 30, "PDF"),
 ])
 def test_encodings(office: Path, tmp_path: Path, raw: bytes, why: str | None) -> None:
     path = tmp_path / "records.csv"

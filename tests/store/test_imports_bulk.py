@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from readers import read_table
 from states.errors import MalformedFile
 from states.models import BranchHistory, Evidence, MemberProgress, Person, TransitionLog
-from states.records import import_records
+from states.records import KIND_LIST, import_records
 from states.roster import import_roster
 from tests.fixtures import at, load_sample
 
@@ -93,13 +93,13 @@ def test_gb18030_is_detected(office: Engine, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("M005,B01,nap,2024-03-26,1,\n", ", line 2, column kind: unknown kind 'nap'"),
+        ("M005,B01,nap,2024-03-26,1,\n", ", line 2, column kind: unknown kind 'nap'; the kinds: " + KIND_LIST),
         (",B01,study_self,2024-03-26,1,\n", ", line 2, column member_id: study_self is a member's record: member_id is required"),
         ("M005,B01,mobilization_meeting,2024-03-26,1,\n",
          ", line 2, column member_id: mobilization_meeting is a branch's record: leave member_id empty"),
         ("M 5,B01,study_self,2024-03-26,1,\n", ", line 2, column member_id: 'M 5' is not an id (letters, digits, _ . -)"),
         ("M005,B/1,study_self,2024-03-26,1,\n", ", line 2, column branch_id: 'B/1' is not an id (letters, digits, _ . -)"),
-        ("M005,B01,study_self,2024-02-30,1,\n", ", line 2, column date: '2024-02-30' is not a date YYYY-MM-DD"),
+        ("M005,B01,study_self,2024-02-30,1,\n", ", line 2, column date: '2024-02-30' is not a date (YYYY-MM-DD, YYYY/M/D or YYYY年M月D日)"),
         ("M005,B01,study_self,1899-12-31,1,\n", ", line 2, column date: 1899-12-31 is not a plausible date"),
         ("M005,B01,study_self,2024-03-26,1," + "r" * 201 + "\n", ", line 2, column ref: is longer than 200 characters"),
         ("M005,B99,study_self,2024-03-26,1,\n", ", line 2, column branch_id: unknown branch 'B99'"),
@@ -128,7 +128,7 @@ def test_checks_keep_their_order(office: Engine, tmp_path: Path) -> None:
     ok = "M005,B01,study_self,2024-03-26,1,\n"
     # A bad kind on line 5 is found before an unknown branch on line 3.
     assert _error(office, tmp_path, ok + "M005,B99,study_self,2024-03-26,1,\n" + ok + "M005,B01,nap,2024-03-26,1,\n") \
-        == ", line 5, column kind: unknown kind 'nap'"
+        == ", line 5, column kind: unknown kind 'nap'; the kinds: " + KIND_LIST
     # A value out of range on line 3 before an unknown member on line 4; an unknown branch before a bad value.
     assert _error(office, tmp_path, ok + "M005,B01,study_self,2024-03-26,99,\nM999,B01,study_self,2024-03-26,1,\n") \
         == ", line 3, column value: '99' is outside 0..24"

@@ -1,0 +1,96 @@
+"""Reading an Excel workbook (.xlsx) as offices save it: one sheet streamed row by row (openpyxl's read-only mode),
+each cell as the text the importers check — whole numbers without ".0", date cells as YYYY-MM-DD."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from readers.text import plain
+from states.errors import MalformedFile
+from states.source import Source, column_letter
+
+
+def cell_text(value: Any) -> str:
+    """A cell's value as text: what a person sees in the cell, without Excel's float noise."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):  # before int: a bool is an int
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time(0) else value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        # Excel keeps every number as a double: 46.0 is the 46 a person typed.
+        return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+    return plain(str(value))
+
+
+def read_xlsx(path: Path | str, raw: bytes, sheet: str | None = None) -> Source:
+    """The first sheet (or `sheet`) as a `Source`: the first non-blank row is the header, rows keep the sheet's
+    numbering, blank rows are skipped, and a value outside the header's columns is refused naming its cell."""
+    from openpyxl import load_workbook
+
+    name = str(path)
+    try:
+        # From the bytes already read: openpyxl would refuse a workbook by its file name's extension alone.
+        book = load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
+    except Exception as exc:  # noqa: BLE001 - openpyxl raises zipfile, KeyError, XML and its own errors alike
+        raise MalformedFile(
+            name, None, None, f"是 ZIP 压缩包，但不是 Excel 工作簿（.xlsx）：请在 Excel/WPS 中另存为 .xlsx 或 CSV ({type(exc).__name__})"
+        ) from None
+    if sheet is None:
+        if not book.worksheets:
+            book.close()
+            raise MalformedFile(name, None, None, "has no worksheet")
+        ws = book.worksheets[0]
+    elif sheet in book.sheetnames:
+        ws = book[sheet]
+    else:
+        names = ", ".join(book.sheetnames)
+        book.close()
+        raise MalformedFile(name, None, None, f"has no sheet {sheet!r} (its sheets: {names})")
+    title = str(ws.title)
+    if hasattr(ws, "reset_dimensions"):
+        ws.reset_dimensions()  # a stale <dimension> written by some tools would cut rows off
+    cells = enumerate(ws.iter_rows(min_row=1, values_only=True), start=1)
+    header: list[str] = []
+    header_line = 1
+    for line, values in cells:
+        texts = [cell_text(v).strip() for v in values]
+        if any(texts):
+            while not texts[-1]:
+                texts.pop()
+            header, header_line = texts, line
+            break
+    if not header:
+        book.close()
+        raise MalformedFile(name, None, None, f"sheet {title!r} is empty (no header row)", sheet=title)
+    width = len(header)
+
+    def data() -> Iterator[tuple[int, list[str]]]:
+        try:
+            for line, values in cells:
+                texts = [cell_text(v) for v in values]
+                if not "".join(texts).strip():
+                    continue
+                for index in range(width, len(texts)):
+                    if texts[index].strip():
+                        raise MalformedFile(
+                            name, line, None, "a value beyond the header's columns", sheet=title,
+                            letter=column_letter(index),
+                        )
+                texts = texts[:width]
+                texts += [""] * (width - len(texts))
+                yield line, texts
+        finally:
+            book.close()
+
+    return Source(name, hashlib.sha256(raw).hexdigest(), header, data(), sheet=title, header_line=header_line)

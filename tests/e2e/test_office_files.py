@@ -1,0 +1,116 @@
+"""The office's own files through the `campaign` command: an .xlsx roster with Chinese headers, a WPS-saved GBK CSV
+of evidence with slashed dates and a remark column, `--dry-run` changing nothing, templates filled in and imported,
+and errors naming the sheet and cell."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+
+from openpyxl import Workbook, load_workbook
+
+from states import columns
+from states.labels import ROLE_LABELS
+from states.sample import plan_2024_path, roster_path
+from tests.e2e.conftest import Cli
+
+ACTOR = ("--actor", "M002")  # the sample office's committee secretary
+
+
+def _office(cli: Cli) -> None:
+    """The sample roster as an .xlsx with Chinese headers, Chinese role names and a remark column; the 2024 plan."""
+    with roster_path().open(encoding="utf-8-sig", newline="") as f:
+        people = list(csv.DictReader(f))
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("花名册")
+    sheet.append([*columns.headers(columns.ROSTER, english=False), "备注"])
+    for person in people:
+        role = ROLE_LABELS[person["role"]]["zh-CN"]
+        sheet.append([person[c.name] if c.name != "role" else role for c in columns.ROSTER] + ["—"])
+    book.save(cli.tmp / "roster.xlsx")
+    imported = cli("roster", "import", "roster.xlsx", *ACTOR)
+    assert imported.code == 0, imported.err
+    assert "已忽略的列: 备注" in imported.out and f"{len(people)} added" in imported.out
+    loaded = cli("plan", "load", str(plan_2024_path()), *ACTOR)
+    assert loaded.code == 0, loaded.err
+
+
+def _count(cli: Cli, table: str) -> int:
+    with sqlite3.connect(cli.tmp / "campaign.db") as db:
+        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_wps_csv_with_slashed_dates_chinese_headers_and_a_remark_after_a_dry_run(cli: Cli) -> None:
+    _office(cli)
+    (cli.tmp / "wps.csv").write_bytes(
+        "人员编号,支部编号,类别,日期,数值,备注\r\n"
+        "M054,B03,自学学时,2024/4/2,４,补学\r\n"
+        "M054,B03,study_self,2024年4月3日,3,\r\n"
+        ",B03,动员大会,2024-3-26,20,\r\n".encode("gbk")
+    )
+    evidence, log = _count(cli, "evidence"), _count(cli, "transition_log")
+    trial = cli("record", "import", "wps.csv", *ACTOR, "--dry-run")
+    assert trial.code == 0, trial.err
+    assert "已忽略的列: 备注" in trial.out and "3 records added" in trial.out and "--dry-run" in trial.out
+    assert (_count(cli, "evidence"), _count(cli, "transition_log")) == (evidence, log)
+    real = cli("record", "import", "wps.csv", *ACTOR)
+    assert real.code == 0 and "3 records added" in real.out, real.err
+    assert _count(cli, "evidence") == evidence + 3
+    with sqlite3.connect(cli.tmp / "campaign.db") as db:
+        assert db.execute("SELECT kind, date, value FROM evidence WHERE member_id = 'M054' ORDER BY date").fetchall() == [
+            ("study_self", "2024-04-02", "4"), ("study_self", "2024-04-03", "3")
+        ]
+
+
+def test_an_error_in_a_workbook_names_its_sheet_and_cell_and_changes_nothing(cli: Cli) -> None:
+    _office(cli)
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "活动记录"
+    sheet.append(columns.headers(columns.RECORDS, english=False))
+    sheet.append(["M054", "B03", "study_self", "2024-04-02", 4])
+    sheet.append(["M054", "B03", "study_self", "2024.4.3", 4])
+    book.save(cli.tmp / "records.xlsx")
+    evidence = _count(cli, "evidence")
+    refused = cli("record", "import", "records.xlsx", *ACTOR)
+    assert refused.code == 2 and refused.err.count("\n") == 1, refused.err
+    assert "records.xlsx [活动记录] 第3行 D列 (日期 (date)): '2024.4.3' is not a date" in refused.err
+    assert _count(cli, "evidence") == evidence
+
+
+def test_templates_filled_in_import_in_either_language(cli: Cli) -> None:
+    _office(cli)
+    made = cli("template", "records", "--xlsx")
+    assert made.code == 0 and (cli.tmp / "records.xlsx").exists(), made.err
+    book = load_workbook(cli.tmp / "records.xlsx")
+    assert [c.value for c in book.active[1]] == ["人员编号", "支部编号", "类别", "日期", "数值", "来源编号"]
+    book.active.append(["M054", "B03", "自学学时", "2024/4/2", 4, "t-1"])
+    book.save(cli.tmp / "records.xlsx")
+    imported = cli("record", "import", "records.xlsx", *ACTOR)
+    assert imported.code == 0 and "1 records added" in imported.out, imported.err
+
+    made = cli("template", "roster", "--lang", "en", "--out", "people.csv")
+    assert made.code == 0, made.err
+    raw = (cli.tmp / "people.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbfmember_id,name,branch_id,")  # a BOM: Excel opens it as UTF-8
+    (cli.tmp / "people.csv").write_bytes(raw + "M900,王新,B03,欧美处党支部,省外办,member,,\r\n".encode())
+    joined = cli("roster", "import", "people.csv", *ACTOR)
+    assert joined.code == 0 and "1 added" in joined.out, joined.err
+
+    again = cli("template", "roster", "--lang", "en", "--out", "people.csv")
+    assert again.code == 2 and "exists already" in again.err
+    assert (cli.tmp / "people.csv").read_bytes().endswith(b"M900,\xe7\x8e\x8b\xe6\x96\xb0,B03,\xe6\xac\xa7\xe7\xbe\x8e\xe5\xa4\x84\xe5\x85\x9a\xe6\x94\xaf\xe9\x83\xa8,\xe7\x9c\x81\xe5\xa4\x96\xe5\x8a\x9e,member,,\r\n")
+
+    assert cli("template", "ballot", "--out", "ballot.csv").code == 0
+    with (cli.tmp / "ballot.csv").open("a", encoding="utf-8") as f:
+        f.write("B03,2024/8/8,20,18,M054,17,1,0\r\n")
+    trial = cli("ballot", "import", "sfao-2024", "ballot.csv", *ACTOR, "--dry-run", "--at", "2024-08-09T10:00")
+    # The Chinese headers are read; the rules then refuse (M054 is not in consolidation): nothing is written.
+    assert trial.code in (1, 2) and "header" not in trial.err, trial.err
+    assert _count(cli, "ballot_meeting") == 0
+
+
+def test_a_pdf_is_refused_with_a_hint(cli: Cli) -> None:
+    (cli.tmp / "roster.pdf").write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    refused = cli("roster", "import", "roster.pdf", *ACTOR)
+    assert refused.code == 2 and "roster.pdf" in refused.err and "PDF" in refused.err, refused.err
