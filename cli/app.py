@@ -93,6 +93,9 @@ def with_prefect(what: str, action: Callable[[], object]) -> None:
     if not os.environ.get("PREFECT_API_URL"):
         return
     try:
+        from flows.login import use_for_clients
+
+        use_for_clients()  # the server `make run` starts asks for its login (var/ui-credentials)
         action()
     except Exception as exc:  # noqa: BLE001 - the server is an extra; its failure must not undo the command
         click.echo(f"campaign: warning: could not {what} in Prefect: {' '.join(str(exc).split())[:200]}", err=True)
