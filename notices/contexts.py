@@ -149,6 +149,17 @@ class BranchEscalation(NoticeContext):
     stuck_members: NonNegative
 
 
+class BranchReminder(NoticeContext):
+    """To a branch secretary before a deadline: the branch's own unmet conditions and its members still short."""
+
+    branch: BranchRef
+    phase: PhaseName
+    deadline: dt.date
+    days_before: NonNegative
+    unmet: list[Unmet]
+    members_short: NonNegative
+
+
 class RatingCounts(_Context):
     qualified: NonNegative
     basically_qualified: NonNegative
@@ -240,6 +251,7 @@ CONTEXT_MODELS: dict[str, type[NoticeContext]] = {
     "deadline_reminder": DeadlineReminder,
     "member_stuck": MemberStuck,
     "branch_escalation": BranchEscalation,
+    "branch_reminder": BranchReminder,
     "approval_requested": ApprovalRequested,
     "publicity_started": PublicityStarted,
     "admonishment_due": AdmonishmentDue,

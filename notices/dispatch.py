@@ -112,7 +112,8 @@ class Enricher:
             out["member"] = self.member(stored["member_id"])
         if stored.get("branch_id"):
             out["branch"] = self.branch(stored["branch_id"])
-        for name in ("phase", "deadline", "days_before", "level", "days_stuck", "stuck_members", "rating",
+        for name in ("phase", "deadline", "days_before", "level", "days_stuck", "stuck_members", "members_short",
+                     "rating",
                      "ballot_date", "rated_members", "counts", "publicity_ends", "day", "members", "branches",
                      "stuck"):
             if name in stored:

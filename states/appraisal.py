@@ -18,7 +18,7 @@ from states.clock import as_utc, local_date, parse_date
 from states.conditions import RATINGS
 from states.engine import Cause
 from states.errors import MalformedFile, NoQuorum, NotFound, QuotaExceeded, Refused
-from states.evaluate import context, evaluate_member
+from states.evaluate import context, evaluate_member, final_ratings
 from states.models import (
     Appraisal,
     BallotMeeting,
@@ -143,6 +143,7 @@ def import_ballot(session: Session, key: str, source: Source, actor: str, at: dt
 
     edge = advance_edge("consolidation")
     assert edge is not None
+    final = final_ratings(session, key, list(tallies), at)
     for member_id, (_q, _b, _u, line) in tallies.items():
         person = session.get(Person, member_id)
         if person is None:
@@ -156,8 +157,7 @@ def import_ballot(session: Session, key: str, source: Source, actor: str, at: dt
         applied = {r.condition: r.ok for r in evaluate_member(session, ctx, member_id, edge)}["pledge_application"]
         if not applied:
             raise Refused(f"{source.path}, line {line}: {member_id} has no written application (书面申请) to rate")
-        current = session.get(Appraisal, (key, member_id))
-        if current is not None and current.final_at is not None:
+        if member_id in final:
             raise Refused(f"{source.path}, line {line}: {member_id}'s rating is already final")
     recorded = BallotMeeting(
         campaign_key=key, branch_id=branch_id, date=meeting["date"], entitled=meeting["entitled"],
@@ -325,13 +325,14 @@ def select_excellent(session: Session, key: str, members: list[str], actor: str,
     if campaign is None:
         raise NotFound(f"unknown campaign {key!r}")
     per_branch: dict[str, list[str]] = {}
+    final = final_ratings(session, key, list(members), at)
     for member_id in dict.fromkeys(members):
         person, _progress = member_of(session, key, member_id)
         appraisal = session.get(Appraisal, (key, member_id))
         if appraisal is None or appraisal.rating != "qualified":
             raise Refused(f"{member_id} is not rated qualified")
-        if appraisal.final_at is None:
-            raise Refused(f"{member_id}'s rating is not final yet (publicity not over)")
+        if member_id not in final:
+            raise Refused(f"{member_id}'s rating is not final yet at {as_utc(at).isoformat()} (publicity not over)")
         if appraisal.excellent:
             continue
         per_branch.setdefault(str(person.branch_id), []).append(member_id)
@@ -370,7 +371,7 @@ def object_to(session: Session, key: str, member_id: str, actor: str, reason: st
     authority.may_change(session, actor)
     person, progress = member_of(session, key, member_id)
     appraisal = session.get(Appraisal, (key, member_id))
-    if appraisal is None or appraisal.approved_at is None or appraisal.final_at is not None:
+    if appraisal is None or appraisal.approved_at is None or member_id in final_ratings(session, key, [member_id], at):
         raise Refused(f"{member_id}'s rating is not in publicity")
     if appraisal.publicity_ends_at is not None and as_utc(appraisal.publicity_ends_at) <= at:
         raise Refused(f"{member_id}'s publicity ended at {as_utc(appraisal.publicity_ends_at).isoformat()}")

@@ -28,7 +28,6 @@ from sqlalchemy import (
     func,
     literal,
     null,
-    or_,
     select,
 )
 from sqlalchemy.orm import aliased
@@ -200,12 +199,16 @@ def _flag(expr: Callable[[EvalContext, Row], ColumnElement[bool]]) -> Expr:
     return lambda ctx, row: case((expr(ctx, row), 1), else_=0)
 
 
+def rating_final(a: Any, at: dt.datetime) -> ColumnElement[bool]:
+    """A rating is final at T once its publicity has ended at T: approved, `publicity_days` × 24 h past the
+    approval (or past a dismissed objection's resolution), no objection pending — whether or not a sweep has run
+    since. The one definition: the `publicity` condition, `excellent`, a new ballot, an objection and the views all
+    read it (`a` is the Appraisal entity or an alias of it); `final_at` only records when a sweep told the member."""
+    return and_(a.approved_at.is_not(None), a.publicity_ends_at <= at, a.objection_pending.is_(False))
+
+
 def _publicity_over(ctx: EvalContext, row: Row) -> ColumnElement[bool]:
-    a = row.appraisal
-    return or_(
-        a.final_at.is_not(None),
-        and_(a.approved_at.is_not(None), a.publicity_ends_at <= ctx.at, a.objection_pending.is_(False)),
-    )
+    return rating_final(row.appraisal, ctx.at)
 
 
 def _member_kind(name: str, kinds: tuple[str, ...], description: str) -> Condition:

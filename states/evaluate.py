@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 from states import branch as branch_machine
 from states import member as member_machine
 from states.clock import local_date
-from states.conditions import EvalContext, Row, Scope, condition, facts, tallies
+from states.conditions import EvalContext, Row, Scope, condition, facts, rating_final, tallies
 from states.errors import NotFound
 from states.machine import Transition
-from states.models import Campaign, Evidence, Phase
+from states.models import Appraisal, Campaign, Evidence, Phase
 
 
 @dataclass(frozen=True)
@@ -210,3 +210,14 @@ def member_edge(state: str) -> Transition | None:
 
 def branch_edge(state: str) -> Transition | None:
     return branch_machine.advance_edge(state)
+
+
+def final_ratings(session: Session, key: str, member_ids: list[str], at: dt.datetime) -> set[str]:
+    """Those of `member_ids` whose rating is final at T (conditions.rating_final: derived, not the sweep's mark)."""
+    return set(
+        session.scalars(
+            select(Appraisal.member_id).where(
+                Appraisal.campaign_key == key, Appraisal.member_id.in_(member_ids), rating_final(Appraisal, at)
+            )
+        )
+    )

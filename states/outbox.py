@@ -19,6 +19,7 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "deadline_reminder": ("campaign", "member_id", "branch_id", "phase", "deadline", "days_before", "figures"),
     "member_stuck": ("campaign", "member_id", "branch_id", "phase", "deadline", "figures"),
     "branch_escalation": ("campaign", "branch_id", "phase", "deadline", "level", "figures"),
+    "branch_reminder": ("campaign", "branch_id", "phase", "deadline", "days_before", "members_short", "figures"),
     "approval_requested": ("campaign", "branch_id", "ballot_date"),
     "publicity_started": ("campaign", "branch_id", "publicity_ends"),
     "admonishment_due": ("campaign", "member_id", "branch_id"),

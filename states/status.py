@@ -12,7 +12,7 @@ from states import branch as branch_machine
 from states import member as member_machine
 from states.clock import as_utc
 from states.errors import NotFound
-from states.evaluate import context, evaluate_branch, evaluate_member
+from states.evaluate import context, evaluate_branch, evaluate_member, final_ratings
 from states.models import Appraisal, BranchProgress, Campaign, Evidence, MemberProgress, Person, Phase
 
 
@@ -138,7 +138,7 @@ def member_view(session: Session, key: str, member_id: str, at: dt.datetime) -> 
             "approved": appraisal.approved_at is not None,
             "publicity_ends": as_utc(appraisal.publicity_ends_at).isoformat() if appraisal.publicity_ends_at else None,
             "objection_pending": appraisal.objection_pending,
-            "final": appraisal.final_at is not None,
+            "final": member_id in final_ratings(session, key, [member_id], at),
             "excellent": appraisal.excellent,
             "withdrawal_confirmed": appraisal.withdrawal_confirmed_at is not None,
         }

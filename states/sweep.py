@@ -14,14 +14,27 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, and_, distinct, func, literal, not_, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    and_,
+    distinct,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from states import audit, outbox
 from states import branch as branch_machine
 from states import member as member_machine
 from states.clock import as_utc, local_date
-from states.conditions import EvalContext, Row, condition
+from states.conditions import EvalContext, Row, condition, rating_final
 from states.db import changed, insert_ignoring_duplicates, json_object
 from states.engine import (
     Cause,
@@ -256,18 +269,13 @@ def stuck_pass_chunk(session: Session, key: str, lo: str, hi: str, at: dt.dateti
 
 
 def finalize_ratings(session: Session, key: str, at: dt.datetime) -> int:
-    """Publicity over with no objection pending: the rating is final and the member is told."""
+    """Ratings final at T that no sweep has told yet: the member is told, once. (Finality itself is derived at any
+    T by `rating_final`; `final_at` records the instant it became final, publicity's end, and that it was told.)"""
     step = uuid.uuid4().hex
     finished = changed(session.execute(
         update(Appraisal)
-        .where(
-            Appraisal.campaign_key == key,
-            Appraisal.final_at.is_(None),
-            Appraisal.approved_at.is_not(None),
-            Appraisal.publicity_ends_at <= at,
-            Appraisal.objection_pending.is_(False),
-        )
-        .values(final_at=at, step=step)
+        .where(Appraisal.campaign_key == key, Appraisal.final_at.is_(None), rating_final(Appraisal, at))
+        .values(final_at=Appraisal.publicity_ends_at, step=step)
         .execution_options(synchronize_session=False)
     ))
     if not finished:
@@ -296,28 +304,44 @@ def queue_time_notices(session: Session, key: str, at: dt.datetime) -> int:
     return _reminders(session, key, at) + _escalations(session, key, at) + _digest(session, key, at)
 
 
-def _reminders(session: Session, key: str, at: dt.datetime) -> int:
+def _reminder_due(session: Session, key: str, at: dt.datetime) -> tuple[Phase, int] | None:
+    """The calendar phase at T and the latest reminder step due before its deadline (k days), if any: at most one
+    reminder per recipient and deadline per sweep, and none once the deadline has passed."""
     campaign = session.get(Campaign, key)
     assert campaign is not None
     current = phase_at(session, key, at)
     if current not in PHASES:
-        return 0
+        return None
     phase = session.get(Phase, (key, current))
     assert phase is not None
     deadline = as_utc(phase.deadline_at)
     steps = sorted(int(k) for k in campaign.reminders_days_before)
     due_steps = [k for k in steps if deadline - dt.timedelta(days=k) <= at < deadline]
-    if not due_steps:
+    return (phase, due_steps[0]) if due_steps else None
+
+
+def _reminders(session: Session, key: str, at: dt.datetime) -> int:
+    due_now = _reminder_due(session, key, at)
+    if due_now is None:
         return 0
-    k = due_steps[0]  # the latest one due: at most one per member and deadline
-    edge = member_machine.advance_edge(current)
+    phase, k = due_now
+    ctx = context(session, key, at)
+    return _member_reminders(session, ctx, phase, k) + _branch_reminders(session, ctx, phase, k)
+
+
+def _remindable(phase: str) -> tuple[str, ...]:
+    """The member conditions of the phase's exit that a member can still act on before the deadline."""
+    edge = member_machine.advance_edge(phase)
     assert edge is not None
-    names = tuple(n for n in edge.conditions if n not in NOT_REMINDED)
+    return tuple(n for n in edge.conditions if n not in NOT_REMINDED)
+
+
+def _member_reminders(session: Session, ctx: EvalContext, phase: Phase, k: int) -> int:
+    key, current = ctx.campaign_key, phase.name
+    names = _remindable(current)
     if not names:
         return 0
-    ctx = context(session, key, at)
     label = phase.end.isoformat()
-
     row = Row()
     rows = member_rows(row, ctx, names, state=current)  # joins the tallies the conditions below read
     behind = or_(*[not_(condition("member", n).ok(ctx, row)) for n in names])
@@ -328,7 +352,49 @@ def _reminders(session: Session, key: str, at: dt.datetime) -> int:
         row.person.member_id.label("recipient_id"),
         json_object(*member_context(ctx, row, current, label, days_before=k, figures=figures)).label("context"),
     )
-    return outbox.queue_from(session, "deadline_reminder", source, at)
+    return outbox.queue_from(session, "deadline_reminder", source, ctx.at)
+
+
+def _branch_reminders(session: Session, ctx: EvalContext, phase: Phase, k: int) -> int:
+    """Each branch secretary of a branch in the phase: its unmet branch conditions and how many of its members
+    are still short (the members the same sweep reminds), while the branch has either. One statement."""
+    key, current = ctx.campaign_key, phase.name
+    edge = branch_machine.advance_edge(current)
+    assert edge is not None
+    names = edge.guards
+    member_names = _remindable(current)
+    row = Row()
+    query = branch_rows(row, ctx, names).where(row.bp.state == current)
+    members_short: ColumnElement[Any] = literal(0)
+    if member_names:
+        m = Row(prefix="m_")
+        short = (
+            member_rows(m, ctx, member_names, state=current)
+            .add_columns(m.person.branch_id.label("branch_id"), func.count().label("short"))
+            .where(or_(*[not_(condition("member", n).ok(ctx, m)) for n in member_names]))
+            .group_by(m.person.branch_id)
+            .subquery("short")
+        )
+        query = query.outerjoin(short, short.c.branch_id == row.bp.branch_id)
+        members_short = func.coalesce(short.c.short, 0)
+    branch_behind = or_(false(), *[not_(condition("branch", n).ok(ctx, row)) for n in names])
+    secretary = aliased(Person, name="sec")
+    source = (
+        query.join(secretary, and_(secretary.branch_id == row.bp.branch_id, secretary.role == "branch_secretary"))
+        .where(or_(branch_behind, members_short > 0))
+        .add_columns(
+            _key(secretary.member_id, "branch_reminder", key, row.bp.branch_id, f"{current}:{k}").label("key"),
+            literal(key).label("campaign_key"),
+            secretary.member_id.label("recipient_id"),
+            json_object(
+                literal("campaign"), literal(key), literal("branch_id"), row.bp.branch_id,
+                literal("phase"), literal(current), literal("deadline"), literal(phase.end.isoformat()),
+                literal("days_before"), literal(k), literal("members_short"), members_short,
+                literal("figures"), figures_json("branch", names, ctx, row),
+            ).label("context"),
+        )
+    )
+    return outbox.queue_from(session, "branch_reminder", source, ctx.at)
 
 
 def _escalations(session: Session, key: str, at: dt.datetime) -> int:

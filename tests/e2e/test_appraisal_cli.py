@@ -40,9 +40,16 @@ def test_branch_b05_from_applications_to_the_pledge(cli, tmp_path: Path) -> None
     for b in ("B01", "B02", "B03", "B04", "B06", "B07", "B08", "B09"):
         assert cli("ballot", "import", "sfao-2024", str(write_csv(tmp_path / f"{b}.csv", demo_ballots(plan, roster_path())[b], BALLOT_FIELDS)), "--at", "2024-08-08T15:00").code == 0
         assert cli("approve", "sfao-2024", "--branch", b, "--actor", "M001", "--at", "2024-08-09T09:00").code == 0
+    # Publicity: 5 × 24 h from 2024-08-09T09:00. Final at T whether or not a sweep ran since (none has).
+    early = cli("excellent", "sfao-2024", "--member", "M084", "--actor", "M002", "--at", "2024-08-14T08:59:59")
+    assert early.code == 1 and "not final" in early.err
+    before = json.loads(cli("status", "sfao-2024", "--member", "M084", "--at", "2024-08-14T08:59:59", "--json").out)
+    assert before["appraisal"]["final"] is False
+    after = json.loads(cli("status", "sfao-2024", "--member", "M084", "--at", "2024-08-14T09:00", "--json").out)
+    assert after["appraisal"]["final"] is True
+    assert cli("excellent", "sfao-2024", "--member", "M084", "--actor", "M002", "--at", "2024-08-14T09:00").code == 0
     swept = json.loads(cli("sweep", "sfao-2024", "--at", "2024-08-16T00:00:01", "--json").out)
     assert swept["fired"] == ["consolidation"]
-    assert cli("excellent", "sfao-2024", "--member", "M084", "--actor", "M002", "--at", "2024-08-16T09:00").code == 0
     disq = json.loads(cli("status", "sfao-2024", "--member", "M089", "--at", "2024-08-16T09:00", "--json").out)
     assert disq["state"] == "disqualified"
     basic = json.loads(cli("status", "sfao-2024", "--member", "M094", "--at", "2024-08-16T09:00", "--json").out)

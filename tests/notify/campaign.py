@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from readers import read_table
 from states import appraisal, audit, sample
 from states.db import ensure_schema, make_engine
-from states.models import MemberProgress, Notice, Person, TransitionLog
+from states.models import BranchProgress, MemberProgress, Notice, Person, TransitionLog
 from states.roster import import_roster
 from states.sweep import sweep
 from tests.fixtures import KEY, at, load_sample
@@ -38,6 +38,7 @@ class Step:
     notices: set[Notice3] = field(default_factory=set)
     states_before: dict[str, str] = field(default_factory=dict)
     states_after: dict[str, str] = field(default_factory=dict)
+    branch_states_after: dict[str, str] = field(default_factory=dict)
     repeat: set[Notice3] = field(default_factory=set)
     """What the same step run a second time queued (must be nothing)."""
 
@@ -74,6 +75,15 @@ def member_states(engine: Engine) -> dict[str, str]:
         return dict(
             session.execute(
                 select(MemberProgress.member_id, MemberProgress.state).where(MemberProgress.campaign_key == KEY)
+            ).all()
+        )
+
+
+def branch_states(engine: Engine) -> dict[str, str]:
+    with Session(engine) as session:
+        return dict(
+            session.execute(
+                select(BranchProgress.branch_id, BranchProgress.state).where(BranchProgress.campaign_key == KEY)
             ).all()
         )
 
@@ -118,6 +128,7 @@ class Driver:
         action()
         step.notices, self.last = notices_after(self.d.engine, self.last)
         step.states_after = member_states(self.d.engine)
+        step.branch_states_after = branch_states(self.d.engine)
         if repeat:
             action()
             step.repeat, self.last = notices_after(self.d.engine, self.last)

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from states.db import make_engine
 from states.machine import PHASES
+from states.models import Notice
 from tests.fixtures import KEY
 from tests.notify.campaign import COMMITTEE, NEWCOMER, Driven, Step, moved_at
 
@@ -87,9 +93,9 @@ EXPECTED_EVENTS = {
     "start": {"phase_started", "daily_digest"},
     "same day": set(),
     "quiet": {"daily_digest"},
-    "study -7": {"deadline_reminder", "daily_digest"},
-    "study -3": {"deadline_reminder", "daily_digest"},
-    "study -1": {"deadline_reminder", "daily_digest"},
+    "study -7": {"deadline_reminder", "branch_reminder", "daily_digest"},
+    "study -3": {"deadline_reminder", "branch_reminder", "daily_digest"},
+    "study -1": {"deadline_reminder", "branch_reminder", "daily_digest"},
     "study last second": set(),
     "study deadline": {"phase_started", "member_stuck", "branch_escalation", "daily_digest"},
     "join": {"phase_started"},
@@ -97,8 +103,8 @@ EXPECTED_EVENTS = {
     "analysis -1 only": {"daily_digest"},  # everyone in analysis has met its conditions by then
     "analysis deadline": {"phase_started", "daily_digest"},
     "rectification deadline": {"phase_started", "daily_digest"},
-    "in publicity": {"deadline_reminder", "daily_digest"},
-    "publicity over": {"rating_final", "deadline_reminder", "daily_digest"},
+    "in publicity": {"deadline_reminder", "branch_reminder", "daily_digest"},
+    "publicity over": {"rating_final", "deadline_reminder", "branch_reminder", "daily_digest"},
     "consolidation deadline": {"phase_started", "withdrawal_pending", "oath_ceremony", "daily_digest"},
     "pledge -1": {"daily_digest"},
     "pledge deadline": {"daily_digest"},
@@ -127,7 +133,8 @@ def test_a_repeated_step_queues_nothing(driven: Driven, idle: Driven) -> None:
 def test_every_event_of_the_contract_occurs(driven: Driven, idle: Driven) -> None:
     events = {e for d in (driven, idle) for s in d.steps.values() for e, _, _ in s.notices}
     assert events == {
-        "phase_started", "deadline_reminder", "member_stuck", "branch_escalation", "approval_requested",
+        "phase_started", "deadline_reminder", "branch_reminder", "member_stuck", "branch_escalation",
+        "approval_requested",
         "publicity_started", "admonishment_due", "rating_final", "withdrawal_pending", "oath_ceremony",
         "daily_digest",
     }
@@ -178,6 +185,102 @@ def test_reminders_go_to_members_with_unmet_conditions_latest_step_only_never_af
     assert {k.rsplit(":", 2)[-2:] == ["consolidation", "1"] for _, k in of(driven.step("publicity over"), "deadline_reminder")} == {True}
     assert {r for r, _ in of(driven.step("publicity over"), "deadline_reminder")} == set(driven.shortfalls["no_pledge_application"])
     assert {r for r, _ in of(driven.step("in publicity"), "deadline_reminder")} == set(driven.shortfalls["no_pledge_application"])
+
+
+# -- branch_reminder -------------------------------------------------------------------------------------------
+
+BRANCH_CONDITIONS = {
+    "study": ("mobilization_meeting", "concentrated_training", "discussion_meeting"),
+    "analysis": ("opinions_solicited", "analysis_meeting"),
+    "rectification": ("branch_rectification_plan", "theme_activity"),
+    "consolidation": ("member_meeting_ballot",),
+    "pledge": ("oath_ceremony",),
+}
+
+
+def branch_unmet(d: Driven, branch: str, phase: str, day: dt.date, ballots_held: set[str]) -> set[str]:
+    """An oracle from the sample's branch rows (no member id) and the ballots recorded so far."""
+    rows = [
+        r for r in d.records
+        if not r["member_id"] and r["branch_id"] == branch and dt.date.fromisoformat(r["date"]) <= day
+    ]
+    gaps = set()
+    for c in BRANCH_CONDITIONS[phase]:
+        if c == "concentrated_training":
+            held = len({r["date"] for r in rows if r["kind"] == c}) >= 3
+        elif c == "opinions_solicited":
+            held = sum(float(r["value"]) for r in rows if r["kind"] == c) >= 1
+        elif c == "member_meeting_ballot":
+            held = branch in ballots_held and dt.date.fromisoformat(d.ballots[branch][0]["date"]) <= day
+        else:
+            held = any(r["kind"] == c for r in rows)
+        if not held:
+            gaps.add(c)
+    return gaps
+
+
+def expected_branch_reminders(d: Driven, step: Step, ballots_held: set[str]) -> dict[tuple[str, str], tuple[set[str], int]]:
+    """(secretary, key) → (the branch's unmet conditions, its members short), for branches with either."""
+    for phase in PHASES:
+        due = [k for k in REMINDER_DAYS if deadline(phase) - dt.timedelta(days=k) <= step.at < deadline(phase)]
+        if not due:
+            continue
+        k, day = min(due), step.at.astimezone(TZ).date()
+        out = {}
+        for branch, state in step.branch_states_after.items():
+            if state != phase:
+                continue
+            gaps = branch_unmet(d, branch, phase, day, ballots_held)
+            short = sum(
+                1 for m, s in step.states_after.items()
+                if s == phase and d.people[m]["branch_id"] == branch and unmet(d, m, phase, day)
+            )
+            if gaps or short:
+                sec = secretary_of(d, branch)
+                out[(sec, key(sec, "branch_reminder", branch, f"{phase}:{k}"))] = (gaps, short)
+        return out
+    return {}
+
+
+def stored_contexts(d: Driven, keys: set[str]) -> dict[str, dict[str, Any]]:
+    engine = make_engine(f"sqlite:///{d.path}")
+    try:
+        with Session(engine) as session:
+            return dict(session.execute(select(Notice.key, Notice.context).where(Notice.key.in_(keys))).all())
+    finally:
+        engine.dispose()
+
+
+def test_branch_reminders_go_to_the_secretary_with_the_branchs_gaps_and_members_short_once(driven: Driven) -> None:
+    queued: set[tuple[str, str]] = set()
+    ballots_held: set[str] = set()
+    told_figures = 0
+    for name, step in driven.steps.items():
+        if name.startswith("ballot "):
+            ballots_held.add(name.split()[1])
+        if name.startswith(("ballot ", "approve ", "join")):
+            assert of(step, "branch_reminder") == set(), name
+            continue
+        due = expected_branch_reminders(driven, step, ballots_held)
+        got = of(step, "branch_reminder")
+        assert got == set(due) - queued, name  # a cause already queued is not queued again, nor after the deadline
+        queued |= set(due)
+        contexts = stored_contexts(driven, {k for _, k in got})
+        for (_, k), (gaps, short) in due.items():
+            if (_, k) not in got:
+                continue
+            context = contexts[k]
+            assert context["members_short"] == short, k
+            assert {c for c, f in context["figures"].items() if not f["ok"]} == gaps, k
+            told_figures += bool(gaps)
+    # Not vacuous: the sample's late branch is reminded of its own gaps before the study deadline, and branches
+    # whose members alone are short are reminded too.
+    late = driven.shortfalls["late_branches"][0]
+    sec = secretary_of(driven, late)
+    assert (sec, key(sec, "branch_reminder", late, "study:1")) in of(driven.step("study -1"), "branch_reminder")
+    assert told_figures > 0
+    short_branches = {driven.people[m]["branch_id"] for m in driven.shortfalls["short_hours"]}
+    assert {k.split(":")[3] for _, k in of(driven.step("study -1"), "branch_reminder")} >= short_branches
 
 
 # -- member_stuck and branch_escalation ------------------------------------------------------------------------

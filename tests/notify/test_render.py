@@ -90,6 +90,18 @@ def sample_contexts(
             ],
             "stuck_members": 4,
         },
+        "branch_reminder": {
+            **to_secretary,
+            "branch": {"branch_id": "B01", "name": f"{name}所在党支部"},
+            "phase": "study",
+            "deadline": "2024-04-30",
+            "days_before": 7,
+            "unmet": [
+                {"condition": "mobilization_meeting", "have": 0, "need": 1},
+                {"condition": "concentrated_training", "have": 1, "need": 3},
+            ],
+            "members_short": 5,
+        },
         "approval_requested": {
             **base,
             "branch": BRANCH,
@@ -145,6 +157,9 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("phase_started", {"asks": [], "needs": {}}),
     ("member_stuck", {"to_secretary": False}),
     ("branch_escalation", {"days_stuck": 0, "unmet": [], "stuck_members": 0, "level": "specific"}),
+    ("branch_reminder", {"unmet": []}),
+    ("branch_reminder", {"members_short": 0}),
+    ("branch_reminder", {"members_short": 1, "days_before": 1}),
     ("admonishment_due", {"to_secretary": True}),
     ("rating_final", {"rating": "basically_qualified", "excellent": False}),
     ("rating_final", {"rating": "unqualified", "excellent": False}),
@@ -221,6 +236,21 @@ def test_reminder_names_each_gap_with_figures(env: jinja2.Environment) -> None:
         assert line in zh
     for line in ("study hours 38 of 50", "self-analysis report: not submitted", "30 April 2024", "3 days"):
         assert line in en
+
+
+def test_branch_reminder_names_the_branchs_gaps_and_its_members_short(env: jinja2.Environment) -> None:
+    context = sample_contexts()["branch_reminder"]
+    zh = render_notice(env, "branch_reminder", "zh-CN", context)
+    en = render_notice(env, "branch_reminder", "en", context)
+    assert zh.text.startswith("李秀英同志：")
+    assert "7天" in zh.subject and "王建华所在党支部" in zh.subject and "5名党员" in zh.subject
+    for line in ("动员大会：未召开", "集中学习培训天数 1/3", "5名党员", "2024年4月30日"):
+        assert line in zh.text, line
+    assert "5 members still short" in en.subject and "30 April 2024" in en.text
+    done = render_notice(env, "branch_reminder", "zh-CN", {**context, "unmet": []})
+    assert "支部本阶段的工作已经完成" in done.text and "尚未完成的工作" not in done.text
+    alone = render_notice(env, "branch_reminder", "zh-CN", {**context, "members_short": 0})
+    assert "名党员" not in alone.subject and "名党员未达到" not in alone.text
 
 
 def test_phase_started_says_what_the_phase_asks_with_numbers(env: jinja2.Environment) -> None:
@@ -319,6 +349,8 @@ def test_environment_loads_from_an_absolute_path(tmp_path: Path, monkeypatch: py
         ("deadline_reminder", {"unmet": [{"condition": "no_such_condition", "have": 1, "need": 2}]}),
         ("deadline_reminder", {"days_before": -1}),
         ("branch_escalation", {"level": "zeroth"}),
+        ("branch_reminder", {"members_short": -1}),
+        ("branch_reminder", {"unmet": [{"condition": "no_such_condition", "have": 0, "need": 1}]}),
         ("rating_final", {"rating": "basically_qualified", "excellent": True}),
         ("daily_digest", {"members": {"asleep": 3}}),
         (

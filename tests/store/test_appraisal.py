@@ -15,6 +15,7 @@ from readers import read_table
 from states.appraisal import approve, import_ballot, object_to, resolve, select_excellent, withdrawal
 from states.db import make_engine
 from states.errors import MalformedFile, NoQuorum, QuotaExceeded, Refused, Unauthorized
+from states.models import Appraisal
 from states.sample import roster_path
 from states.status import member_view
 from states.sweep import finalize_ratings, sweep
@@ -117,6 +118,48 @@ def test_the_excellence_quota_is_read_exactly(db: Engine, tmp_path: Path) -> Non
         assert select_excellent(s, KEY, B09[:4], "M002", at("2024-08-15T10:00")) == B09[:4]
         with pytest.raises(QuotaExceeded):
             select_excellent(s, KEY, [B09[4]], "M002", at("2024-08-15T10:00"))
+
+
+def test_a_rating_is_final_once_publicity_has_ended_at_t_with_or_without_a_sweep(db: Engine, tmp_path: Path) -> None:
+    record_ballot(db, ballot(tmp_path, [(m, 12, 0, 0) for m in B09[:6]]))
+    with Session(db, expire_on_commit=False) as s, s.begin():
+        approve(s, KEY, "B09", "M002", at("2024-08-10T09:00"))  # publicity: 5 × 24 h, to 2024-08-15T09:00
+    with Session(db) as s, s.begin():
+        with pytest.raises(Refused, match="not final"):
+            select_excellent(s, KEY, [B09[0]], "M002", at("2024-08-15T08:59:59"))
+        view = member_view(s, KEY, B09[0], at("2024-08-15T08:59:59"))
+        assert view["appraisal"]["final"] is False
+        assert "publicity" in [u["condition"] for u in view["unmet"]]
+    with Session(db) as s, s.begin():
+        # No sweep has run since the approval: the rating is final at T all the same, for every reader.
+        view = member_view(s, KEY, B09[0], at("2024-08-15T09:00"))
+        assert view["appraisal"]["final"] is True
+        assert "publicity" not in [u["condition"] for u in view["unmet"]]
+        assert select_excellent(s, KEY, [B09[0]], "M002", at("2024-08-15T09:00")) == [B09[0]]
+        with pytest.raises(Refused, match="not in publicity"):
+            object_to(s, KEY, B09[1], B09[5], "too late", at("2024-08-15T09:00"))
+    with pytest.raises(Refused, match="already final"):
+        record_ballot(db, ballot(tmp_path, [(B09[1], 0, 12, 0)]), when="2024-08-15T10:00")
+    with Session(db) as s, s.begin():
+        # The sweep that comes later tells the members once and records publicity's end, not its own time.
+        assert finalize_ratings(s, KEY, at("2024-08-20T00:05")) == 6
+        assert finalize_ratings(s, KEY, at("2024-08-21T00:05")) == 0
+        final_at = s.get(Appraisal, (KEY, B09[0])).final_at  # type: ignore[union-attr]
+    assert final_at == at("2024-08-15T09:00")
+
+
+def test_a_pending_objection_keeps_a_rating_from_being_final_past_its_days(db: Engine, tmp_path: Path) -> None:
+    record_ballot(db, ballot(tmp_path, [(m, 12, 0, 0) for m in B09[:3]]))  # a quota of one
+    with Session(db, expire_on_commit=False) as s, s.begin():
+        approve(s, KEY, "B09", "M002", at("2024-08-10T09:00"))
+        object_to(s, KEY, B09[0], B09[5], "有异议", at("2024-08-12T09:00"))
+    with Session(db) as s, s.begin():
+        with pytest.raises(Refused, match="not final"):
+            select_excellent(s, KEY, [B09[0]], "M002", at("2024-08-16T09:00"))
+        resolve(s, KEY, B09[0], False, "M001", "不属实", at("2024-08-16T10:00"))
+        with pytest.raises(Refused, match="not final"):
+            select_excellent(s, KEY, [B09[0]], "M002", at("2024-08-16T09:59"))
+        assert select_excellent(s, KEY, [B09[0]], "M002", at("2024-08-16T10:00")) == [B09[0]]
 
 
 def test_withdrawal_needs_confirmation_and_approval(db: Engine) -> None:
