@@ -30,12 +30,14 @@ class AppraisalLine:
     withdrawn: int = 0
     disqualified: int = 0
     disposition_pending: int = 0
+    unknown: int = 0
+    """Members whose appraisal cannot be taken back to a past T: counted here, in no other column."""
 
     @property
     def any(self) -> bool:
         return bool(
             sum(self.ratings.values()) or self.excellent or self.withdrawal_pending or self.withdrawn
-            or self.disqualified
+            or self.disqualified or self.unknown
         )
 
 
@@ -94,6 +96,7 @@ def appraisal(lines: list[BranchLine], raw: dict[str, list[Any]], disposed: set[
         out = AppraisalLine(branch.branch_id, branch.name, branch.page)
         for m in raw.get(branch.branch_id, []):
             for target in (out, totals):
+                target.unknown += int(m["appraisal_unknown"])
                 if m["rating"]:
                     target.ratings[m["rating"]] = target.ratings.get(m["rating"], 0) + 1
                     if m["final_at"] is not None:
@@ -114,7 +117,10 @@ def appraisal(lines: list[BranchLine], raw: dict[str, list[Any]], disposed: set[
             if m["state"] == "withdrawn":
                 withdrawn.append(Outcome(*who, "已批准除名"))
             if m["state"] == "withdrawal_pending":
-                note = "支部已确认，待上级党委批准" if m["withdrawal_confirmed_at"] else "待支部确认"
+                note = (
+                    "无法还原此时点的确认情况" if m["appraisal_unknown"]
+                    else "支部已确认，待上级党委批准" if m["withdrawal_confirmed_at"] else "待支部确认"
+                )
                 pending.append(Outcome(*who, note))
             if m["state"] == "disqualified":
                 disqualified.append(

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, case, false, func, null, or_, select, true
+from sqlalchemy.orm import Session, aliased
 
 from states import branch as branch_machine
 from states import member as member_machine
@@ -80,16 +80,17 @@ def _member_edge(state: str, rating: str | None) -> Transition | None:
 
 
 def member_results(
-    session: Session, ctx: EvalContext, branch_ids: Sequence[str]
+    session: Session, ctx: EvalContext, branch_ids: Sequence[str], as_of: AsOf | None = None
 ) -> dict[str, list[Result]]:
-    """Every condition of each member's next step, for the members of `branch_ids`: one statement per phase."""
+    """Every condition of each member's next step, for the members of `branch_ids`: one statement per phase
+    (over the rows of a past T when `as_of` is given)."""
     found: dict[str, list[Result]] = {}
     for phase in PHASES:
         edge = member_machine.advance_edge(phase)
         assert edge is not None
         candidates = [edge] + ([_disqualify_edge()] if phase == "consolidation" else [])
         names = tuple(dict.fromkeys(name for e in candidates for name in e.guards))
-        row = Row()
+        row = as_of.row() if as_of is not None else Row()
         query = (
             member_rows(row, ctx, names, of_branch_ids(branch_ids))
             .add_columns(row.mp.member_id.label("member_id"), row.appraisal.rating.label("rating"))
@@ -108,13 +109,15 @@ def member_results(
     return found
 
 
-def branch_results(session: Session, ctx: EvalContext, branch_ids: Sequence[str]) -> dict[str, list[Result]]:
-    """Every condition of each branch's next step: one statement per phase."""
+def branch_results(
+    session: Session, ctx: EvalContext, branch_ids: Sequence[str], as_of: AsOf | None = None
+) -> dict[str, list[Result]]:
+    """Every condition of each branch's next step: one statement per phase (over the rows of T with `as_of`)."""
     found: dict[str, list[Result]] = {}
     for phase in PHASES:
         edge = branch_machine.advance_edge(phase)
         assert edge is not None
-        row = Row()
+        row = as_of.row() if as_of is not None else Row()
         query = (
             branch_rows(row, ctx, edge.guards, branches_of(branch_ids))
             .add_columns(row.bp.branch_id.label("branch_id"))
@@ -166,7 +169,176 @@ def participants_on(
 
 
 
+# -- the campaign as it stood at a past T --------------------------------------------------------------------------
+
+APPRAISAL_CAUSES = (
+    "ballot", "approval", "approval_rejected", "excellent", "objection", "objection_upheld", "objection_dismissed",
+    "withdrawal_confirmed", "withdrawal_rejected",
+)
+UNDOING_CAUSES = frozenset(
+    {"approval_rejected", "objection", "objection_upheld", "objection_dismissed", "withdrawal_rejected"}
+)
+"""Appraisal decisions that clear or overwrite what was there: after T, the record no longer says what it was at T."""
+
+
+def changed_after(session: Session, key: str, at: dt.datetime) -> bool:
+    """Whether anything a report shows was decided after T: then the rows as they stand are not the rows at T."""
+    logged = select(TransitionLog.id).where(TransitionLog.campaign_key == key, TransitionLog.at > at).limit(1)
+    fired = select(FiredDeadline.name).where(FiredDeadline.campaign_key == key, FiredDeadline.fired_at > at).limit(1)
+    a = Appraisal
+    appraised = (
+        select(a.member_id)
+        .where(
+            a.campaign_key == key,
+            or_(a.rated_at > at, a.approved_at > at, a.final_at > at, a.withdrawal_confirmed_at > at),
+        )
+        .limit(1)
+    )
+    return any(session.execute(q).first() is not None for q in (logged, fired, appraised))
+
+
+def _replayed(key: str, at: dt.datetime, progress: Any, subject: Any, members: bool) -> Any:
+    """`progress` (member or branch) with state, since and prior state replayed from the log up to T.
+
+    The last move at or before T (`at` is the decision time; ties by id) gives the state and since when; a subject
+    with no move by then was in the state its first later move left; one whose first move is its joining had not
+    joined yet and is left out; one never moved is as it stands.
+    """
+    tl = TransitionLog
+    moves = [
+        tl.campaign_key == key,
+        tl.member_id.is_not(None) if members else tl.member_id.is_(None),
+        subject(tl).is_not(None),
+        tl.to_state.is_not(None),
+        or_(tl.from_state.is_(None), tl.from_state != tl.to_state),
+    ]
+    before = (
+        select(
+            subject(tl).label("subject"), tl.from_state, tl.to_state, tl.at,
+            func.row_number().over(partition_by=subject(tl), order_by=(tl.at.desc(), tl.id.desc())).label("rn"),
+        )
+        .where(*moves, tl.at <= at)
+        .subquery()
+    )
+    after = (
+        select(
+            subject(tl).label("subject"), tl.from_state,
+            func.row_number().over(partition_by=subject(tl), order_by=(tl.at, tl.id)).label("rn"),
+        )
+        .where(*moves, tl.at > at)
+        .subquery()
+    )
+    last = select(before).where(before.c.rn == 1).subquery()
+    first_after = select(after).where(after.c.rn == 1).subquery()
+    moved, later = last.c.subject.is_not(None), first_after.c.subject.is_not(None)
+    columns = [
+        progress.campaign_key,
+        subject(progress),
+        case((moved, last.c.to_state), (later, first_after.c.from_state), else_=progress.state).label("state"),
+        # Entering the state it was in before its first later move is recorded nowhere: since when is unknown.
+        case((moved, last.c.at), (later, null()), else_=progress.state_since).label("state_since"),
+        progress.version,
+    ]
+    if members:
+        columns.append(
+            case((moved, last.c.from_state), (later, null()), else_=progress.prior_state).label("prior_state")
+        )
+    columns.append(progress.step)
+    return (
+        select(*columns)
+        .outerjoin(last, last.c.subject == subject(progress))
+        .outerjoin(first_after, first_after.c.subject == subject(progress))
+        .where(progress.campaign_key == key, ~and_(~moved, later, first_after.c.from_state.is_(None)))
+        .subquery()
+    )
+
+
+def _appraisal_at(key: str, at: dt.datetime) -> Any:
+    """The appraisal records with every step taken after T taken back (a rating, its approval, finality,
+    excellence, a confirmed withdrawal): what they said at T, unless an undoing decision followed (see `unknown`)."""
+    a, tl = Appraisal, TransitionLog
+    excellent_later = (
+        select(tl.id)
+        .where(tl.campaign_key == key, tl.member_id == a.member_id, tl.cause == "excellent", tl.at > at)
+        .exists()
+    )
+    rated, approved = a.rated_at <= at, a.approved_at <= at
+    return (
+        select(
+            a.campaign_key,
+            a.member_id,
+            case((rated, a.rating), else_=null()).label("rating"),
+            case((rated, a.meeting_id), else_=null()).label("meeting_id"),
+            case((rated, a.rated_at), else_=null()).label("rated_at"),
+            case((approved, a.approved_at), else_=null()).label("approved_at"),
+            case((approved, a.approved_by), else_=null()).label("approved_by"),
+            case((approved, a.publicity_ends_at), else_=null()).label("publicity_ends_at"),
+            case((approved, a.objection_pending), else_=false()).label("objection_pending"),
+            case((a.final_at <= at, a.final_at), else_=null()).label("final_at"),
+            case((and_(a.excellent, a.final_at <= at, ~excellent_later), true()), else_=false()).label("excellent"),
+            case((a.withdrawal_confirmed_at <= at, a.withdrawal_confirmed_at), else_=null())
+            .label("withdrawal_confirmed_at"),
+            case((a.withdrawal_confirmed_at <= at, a.withdrawal_confirmed_by), else_=null())
+            .label("withdrawal_confirmed_by"),
+            a.step,
+        )
+        .where(a.campaign_key == key)
+        .subquery()
+    )
+
+
+class AsOf:
+    """The progress and appraisal tables as they stood at a past T, as aliases the conditions' expressions and the
+    report's own queries read in place of the tables (the same expressions, over the rows of T)."""
+
+    def __init__(self, session: Session, key: str, at: dt.datetime) -> None:
+        self.mp = aliased(
+            MemberProgress, _replayed(key, at, MemberProgress, lambda t: t.member_id, True), adapt_on_names=True
+        )
+        self.bp = aliased(
+            BranchProgress, _replayed(key, at, BranchProgress, lambda t: t.branch_id, False), adapt_on_names=True
+        )
+        self.appraisal = aliased(Appraisal, _appraisal_at(key, at), adapt_on_names=True)
+        self.unknown = self._unknown(session, key, at)
+        """Members whose appraisal record cannot be taken back to T: a decision after T cleared or overwrote it."""
+
+    @staticmethod
+    def _unknown(session: Session, key: str, at: dt.datetime) -> set[str]:
+        tl = TransitionLog
+        seen: dict[str, set[tuple[str, bool]]] = defaultdict(set)
+        for member_id, cause, later in session.execute(
+            select(tl.member_id, tl.cause, tl.at > at).where(
+                tl.campaign_key == key, tl.member_id.is_not(None), tl.cause.in_(APPRAISAL_CAUSES)
+            )
+        ):
+            if member_id is not None:
+                seen[member_id].add((cause, bool(later)))
+        unknown = set()
+        for member_id, entries in seen.items():
+            undone = any(later and cause in UNDOING_CAUSES for cause, later in entries)
+            # A second ballot or approval after T replaced the first one's figures and times.
+            replaced = any(
+                (cause, True) in entries and (cause, False) in entries for cause in ("ballot", "approval")
+            )
+            if undone or replaced:
+                unknown.add(member_id)
+        return unknown
+
+    def row(self) -> Row:
+        """A `Row` whose progress, branch progress and appraisal are those of T (the person is as registered)."""
+        row = Row()
+        row.mp, row.bp, row.appraisal = self.mp, self.bp, self.appraisal
+        return row
+
+
 # -- one run's facts -----------------------------------------------------------------------------------------------
+
+
+_NO_APPRAISAL: dict[str, Any] = {
+    "rating": None, "approved_at": None, "publicity_ends_at": None, "final_at": None, "excellent": False,
+    "objection_pending": False, "withdrawal_confirmed_at": None,
+}
+"""What a report shows of an appraisal it cannot take back to T: nothing (and it says so)."""
 
 
 @dataclass
@@ -174,7 +346,8 @@ class Chunk:
     """The facts of a chunk of branches: their members (with their appraisal), evaluations, meetings, counts, log."""
 
     ids: list[str]
-    members: list[Any]
+    members: list[dict[str, Any]]
+    """Each member with their appraisal; `appraisal_unknown` when it cannot be taken back to T."""
     member_results: dict[str, list[Result]]
     branch_results: dict[str, list[Result]]
     disposed: set[str]
@@ -202,23 +375,51 @@ class Facts:
         self.passed = set(passed_phases(session, key, self.at))
         self.deadlines = {p.name: as_utc(p.deadline_at) for p in self.windows}
         self.names: dict[str, str] = {}
+        self.as_of = AsOf(session, key, self.at) if changed_after(session, key, self.at) else None
+        """At a past T, the rows as they stood then; None when nothing has been decided since T."""
+        self.mp: Any = self.as_of.mp if self.as_of else MemberProgress
+        self.bp: Any = self.as_of.bp if self.as_of else BranchProgress
+        self.appraisal: Any = self.as_of.appraisal if self.as_of else Appraisal
 
     # -- shared by every page --
 
     def fired(self) -> set[str]:
-        return set(self.session.scalars(select(FiredDeadline.name).where(FiredDeadline.campaign_key == self.key)))
+        return set(
+            self.session.scalars(
+                select(FiredDeadline.name).where(FiredDeadline.campaign_key == self.key, FiredDeadline.fired_at <= self.at)
+            )
+        )
 
     def stage(self) -> str:
         return phase_at(self.session, self.key, self.at)
 
     def summary(self) -> dict[str, Any]:
-        return summary(self.session, self.key, self.at)
+        """The figures of `status` (states.status.summary), counted over the rows of T."""
+        if self.as_of is None:
+            return summary(self.session, self.key, self.at)
+        members: dict[str, int] = {
+            state: n for state, n in self.session.execute(select(self.mp.state, func.count()).group_by(self.mp.state))
+        }
+        branches: dict[str, int] = {
+            state: n for state, n in self.session.execute(select(self.bp.state, func.count()).group_by(self.bp.state))
+        }
+        return {
+            "campaign": self.key,
+            "phase": self.stage(),
+            "members": {s: members[s] for s in member_machine.STATES if s in members},
+            "branches": {s: branches[s] for s in branch_machine.STATES if s in branches},
+            "stuck": {
+                "members": sum(members.get(p, 0) for p in self.passed),
+                "branches": sum(branches.get(p, 0) for p in self.passed),
+            },
+        }
 
-    def stuck_since(self, state: str, since: dt.datetime) -> tuple[bool, dt.datetime | None]:
+    def stuck_since(self, state: str, since: dt.datetime | None) -> tuple[bool, dt.datetime | None]:
         """Stuck when in a phase whose deadline has passed; since the later of the deadline and entering it."""
         if state not in self.passed:
             return False, None
-        return True, max(as_utc(since), self.deadlines[state])
+        deadline = self.deadlines[state]
+        return True, max(as_utc(since), deadline) if since is not None else deadline
 
     def person_names(self, ids: Iterable[str]) -> dict[str, str]:
         missing = sorted({i for i in ids if i and i not in self.names})
@@ -242,6 +443,17 @@ class Facts:
                 leaders.append((member_id, name, email))
         return secretaries, leaders
 
+    def transferred_after(self) -> int:
+        """How many people moved to another branch after T (their pages list them under today's branch)."""
+        earlier = aliased(BranchHistory)
+        moved = select(func.count(func.distinct(BranchHistory.member_id))).where(
+            BranchHistory.since > self.at,
+            select(earlier.member_id)
+            .where(earlier.member_id == BranchHistory.member_id, earlier.since < BranchHistory.since)
+            .exists(),
+        )
+        return int(self.session.scalar(moved) or 0)
+
     def escalations(self) -> dict[str, list[Notice]]:
         """Every escalation notice of the campaign, by branch (few: branches × phases × levels × recipients)."""
         found: dict[str, list[Notice]] = defaultdict(list)
@@ -258,9 +470,9 @@ class Facts:
     def branches(self) -> list[BranchRow]:
         return list(
             self.session.execute(
-                select(Branch.branch_id, Branch.name, Branch.unit, BranchProgress.state, BranchProgress.state_since)
-                .join(BranchProgress, BranchProgress.branch_id == Branch.branch_id)
-                .where(BranchProgress.campaign_key == self.key)
+                select(Branch.branch_id, Branch.name, Branch.unit, self.bp.state, self.bp.state_since)
+                .join(self.bp, self.bp.branch_id == Branch.branch_id)
+                .where(self.bp.campaign_key == self.key)
                 .order_by(Branch.branch_id)
             )
         )
@@ -268,24 +480,32 @@ class Facts:
     def chunk(self, branches: Sequence[BranchRow]) -> Chunk:
         ids = [b[0] for b in branches]
         s = self.session
-        members = list(
+        mp, appraisal = self.mp, self.appraisal
+        rows = list(
             s.execute(
                 select(
-                    Person.member_id, Person.name, Person.role, Person.branch_id, MemberProgress.state,
-                    MemberProgress.state_since, MemberProgress.prior_state, Appraisal.rating, Appraisal.approved_at,
-                    Appraisal.publicity_ends_at, Appraisal.final_at, Appraisal.excellent,
-                    Appraisal.objection_pending, Appraisal.withdrawal_confirmed_at,
+                    Person.member_id, Person.name, Person.role, Person.branch_id, mp.state, mp.state_since,
+                    mp.prior_state, appraisal.rating, appraisal.approved_at, appraisal.publicity_ends_at,
+                    appraisal.final_at, appraisal.excellent, appraisal.objection_pending,
+                    appraisal.withdrawal_confirmed_at,
                 )
-                .join(Person, Person.member_id == MemberProgress.member_id)
+                .select_from(mp)
+                .join(Person, Person.member_id == mp.member_id)
                 .outerjoin(
-                    Appraisal,
-                    (Appraisal.campaign_key == MemberProgress.campaign_key)
-                    & (Appraisal.member_id == MemberProgress.member_id),
+                    appraisal,
+                    (appraisal.campaign_key == mp.campaign_key) & (appraisal.member_id == mp.member_id),
                 )
-                .where(MemberProgress.campaign_key == self.key, Person.branch_id.in_(ids))
+                .where(mp.campaign_key == self.key, Person.branch_id.in_(ids))
                 .order_by(Person.branch_id, Person.member_id)
             ).mappings()
         )
+        unknown = self.as_of.unknown if self.as_of is not None else set()
+        members = [
+            {**m, **_NO_APPRAISAL, "appraisal_unknown": True}
+            if m["member_id"] in unknown
+            else {**m, "appraisal_unknown": False}
+            for m in rows
+        ]
         for m in members:
             self.names[m["member_id"]] = m["name"]
         disqualified = [m["member_id"] for m in members if m["state"] == "disqualified"]
@@ -349,8 +569,8 @@ class Facts:
         return Chunk(
             ids=ids,
             members=members,
-            member_results=member_results(s, self.ctx, ids),
-            branch_results=branch_results(s, self.ctx, ids),
+            member_results=member_results(s, self.ctx, ids, self.as_of),
+            branch_results=branch_results(s, self.ctx, ids, self.as_of),
             disposed=disposed,
             meetings=meetings,
             ballots=ballots,

@@ -177,6 +177,13 @@ class CampaignInfo:
     timezone: str
     at: str
     at_date: str
+    caveats: tuple[str, ...] = ()
+    """At a past T: how the page was taken back to T, and what could not be (shown at the top of every page)."""
+
+
+APPRAISAL_CONDITIONS = frozenset({"member_meeting_ballot", "approval", "publicity", "qualified", "unqualified", "followup"})
+"""The member conditions that read the appraisal record: not shown where it cannot be taken back to T."""
+APPRAISAL_UNKNOWN = "评议情况：此时点之后有退回、异议处理或重新表决，无法还原此时点的评定"
 
 
 # -- from facts to lines ------------------------------------------------------------------------------------------
@@ -237,7 +244,28 @@ class Pages:
             timezone=facts.tz,
             at=fmt_at(facts.at, facts.tz),
             at_date=labels.format_date(facts.ctx.cutoff, LOCALE),
+            caveats=self._caveats(),
         )
+
+    def _caveats(self) -> tuple[str, ...]:
+        facts = self.facts
+        if facts.as_of is None:
+            return ()
+        at, day = fmt_at(facts.at, facts.tz), labels.format_date(facts.ctx.cutoff, LOCALE)
+        found = [
+            f"此后又有新的决定和变更：本报告按变更记录把党员和党支部的状态回放到{at}；记录按日期计入（截至{day}，"
+            "含此后才导入、日期在此之前的记录）。",
+            "党员姓名、职务和联系方式为当前登记的信息；督办通知的发送状态为当前状态，无法还原此时点的发送情况。",
+        ]
+        if facts.as_of.unknown:
+            found.append(
+                f"{len(facts.as_of.unknown)} 名党员的评议记录在此时点之后有退回、异议处理或重新表决，"
+                "无法还原此时点的评定，报告中不显示其评定及相关条件。"
+            )
+        moved = facts.transferred_after()
+        if moved:
+            found.append(f"此时点之后有 {moved} 名党员转接组织关系，按现所在党支部列出。")
+        return tuple(found)
 
     def _days(self, since: dt.datetime | None) -> int:
         return max(0, (self.facts.at - since).days) if since is not None else 0
@@ -251,7 +279,9 @@ class Pages:
         notes: list[str] = []
         if m["state"] in ("exempt", "referred") and m["prior_state"]:
             notes.append(f"原状态：{labels.state_label(m['prior_state'], LOCALE)}")
-        if m["rating"]:
+        if m["appraisal_unknown"]:
+            notes.append(APPRAISAL_UNKNOWN)
+        elif m["rating"]:
             rating = labels.rating_label(m["rating"], LOCALE)
             if m["final_at"] is not None:
                 notes.append(f"评定：{rating}（已确定）")
@@ -262,7 +292,7 @@ class Pages:
                 notes.append(f"评定：{rating}（待上级党委审批）")
         if m["excellent"]:
             notes.append("优秀共产党员")
-        if m["state"] == "withdrawal_pending":
+        if m["state"] == "withdrawal_pending" and not m["appraisal_unknown"]:
             notes.append("支部已确认，待上级党委批准" if m["withdrawal_confirmed_at"] else "待支部确认")
         if m["state"] == "disqualified":
             notes.append("组织处置：已记录" if m["member_id"] in disposed else "组织处置：待定")
@@ -280,7 +310,12 @@ class Pages:
             days_stuck=self._days(since),
             # Until the deadline, "the branch has not moved on" is true of every member and says nothing;
             # once stuck, it is the reason (or one of them) a member waits.
-            unmet=[u for u in unmet_lines(results or []) if stuck or u.condition != "branch"],
+            unmet=[
+                u
+                for u in unmet_lines(results or [])
+                if (stuck or u.condition != "branch")
+                and not (m["appraisal_unknown"] and u.condition in APPRAISAL_CONDITIONS)
+            ],
             notes=notes,
         )
 

@@ -75,8 +75,8 @@ def render_all(facts: Facts, env: Environment, add: Callable[[str, str], None]) 
         chunk = facts.chunk(branches)
         disposed_all |= chunk.disposed
         raw: dict[str, list[Any]] = defaultdict(list)
-        for m in chunk.members:
-            raw[m["branch_id"]].append(m)
+        for row in chunk.members:
+            raw[row["branch_id"]].append(row)
         for branch in branches:
             branch_id = branch[0]
             members = [
@@ -92,10 +92,11 @@ def render_all(facts: Facts, env: Environment, add: Callable[[str, str], None]) 
             lines.append(line)
             raw_by_branch[branch_id] = [
                 # Only what the overview's appraisal section needs, and only for members with an outcome.
-                {k: m[k] for k in ("member_id", "name", "state", "rating", "approved_at", "final_at", "excellent",
-                                   "withdrawal_confirmed_at")}
-                for m in raw.get(branch_id, [])
-                if m["rating"] or m["excellent"] or m["state"] in ("withdrawal_pending", "withdrawn", "disqualified")
+                {k: row[k] for k in ("member_id", "name", "state", "rating", "approved_at", "final_at", "excellent",
+                                     "withdrawal_confirmed_at", "appraisal_unknown")}
+                for row in raw.get(branch_id, [])
+                if row["rating"] or row["excellent"] or row["appraisal_unknown"]
+                or row["state"] in ("withdrawal_pending", "withdrawn", "disqualified")
             ]
             for m in members:
                 if m.stuck:
