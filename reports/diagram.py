@@ -37,7 +37,7 @@ TRIGGER_WORDS: dict[str, str] = {
     "refer": "移交处理",
     "resume": "恢复",
 }
-# Guards of the side transitions that are facts of an operator's action, not conditions of DOMAIN.md.
+# Guards of the side transitions that are facts of an operator's action, not conditions of the campaign's rules.
 GUARD_WORDS: dict[str, str] = {
     "came_from_*": "回到原状态",
     "withdrawal_confirmed": "支部确认",

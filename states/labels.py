@@ -117,7 +117,7 @@ def _words(counted: bool, zh: tuple[str, ...], en: tuple[str, ...]) -> Condition
     return ConditionWords(counted, {"zh-CN": ConditionText(*zh), "en": ConditionText(*en)})
 
 
-# Every condition of DOMAIN.md, member and branch; `member_meeting_ballot` is both and reads the same.
+# Every condition of the campaign's rules, member and branch; `member_meeting_ballot` is both and reads the same.
 CONDITIONS: dict[str, ConditionWords] = {
     # member: study → analysis
     "study_hours": _words(

@@ -12,7 +12,7 @@ TERMINAL: frozenset[str] = frozenset({"completed", "withdrawn", "disqualified"})
 # States a member can be exempted from or referred out of, and so returned to.
 ACTIVE: tuple[str, ...] = ("enrolled", *PHASES, "withdrawal_pending")
 
-# The exit conditions of each phase (DOMAIN.md), in the order people read them. `branch`: the member's
+# The exit conditions of each phase (the campaign's rules), in the order people read them. `branch`: the member's
 # branch has already left the phase, since a member never moves ahead of its branch.
 ADVANCE: dict[str, tuple[str, ...]] = {
     "study": ("branch", "study_hours", "concentrated_days", "study_check"),

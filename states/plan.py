@@ -63,7 +63,7 @@ class Escalation(BaseModel):
 
 
 class Plan(BaseModel):
-    """A plan file as CONTRACT.md writes it; every number a default the file may override."""
+    """A plan file as docs/formats.md describes it; every number a default the file may override."""
 
     model_config = ConfigDict(extra="forbid")
     key: str

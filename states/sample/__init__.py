@@ -381,3 +381,35 @@ def write_csv(path: Path, rows: Iterable[Mapping[str, object]], fields: Sequence
         for row in rows:
             writer.writerow({k: row.get(k, "") for k in fields})
     return path
+
+
+# --------------------------------------------------------------------------------------------
+# The sample import files beside the roster, for the README's first session (`python -m states.sample.write` renews them).
+# --------------------------------------------------------------------------------------------
+
+SAMPLE_BALLOT_BRANCH = "B03"
+
+
+def sample_files_2024() -> dict[str, tuple[list[dict[str, str]], tuple[str, ...]]]:
+    """The 2024 campaign's import files, by file name: ``records-2024.csv`` (all its evidence but the study hours
+    that short members made up after the study deadline), ``mended-2024.csv`` (those hours), and the member
+    meeting's ballot of ``SAMPLE_BALLOT_BRANCH``."""
+    plan = _load_plan_2024()
+    study_end = _windows(plan)["study"][1].isoformat()
+    short = set(demo_shortfalls(plan, roster_path())["short_hours"])
+    records = demo_records(plan, roster_path())
+
+    def mended(row: Mapping[str, str]) -> bool:
+        return row["member_id"] in short and row["kind"] == "study_self" and row["date"] > study_end
+
+    ballot = demo_ballots(plan, roster_path())[SAMPLE_BALLOT_BRANCH]
+    return {
+        "records-2024.csv": ([r for r in records if not mended(r)], RECORD_FIELDS),
+        "mended-2024.csv": ([r for r in records if mended(r)], RECORD_FIELDS),
+        f"ballot-{SAMPLE_BALLOT_BRANCH}-2024.csv": (ballot, BALLOT_FIELDS),
+    }
+
+
+def write_sample_files(folder: Path = SAMPLE_DIR) -> list[Path]:
+    """Write `sample_files_2024()` into `folder` (UTF-8 CSV)."""
+    return [write_csv(folder / name, rows, fields) for name, (rows, fields) in sample_files_2024().items()]

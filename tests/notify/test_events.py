@@ -1,8 +1,8 @@
-"""Every event of CONTRACT.md's table is queued by the situation that should queue it, and by no other.
+"""Every event of the notification table (docs/notifications.md) is queued by the situation that should queue it, and by no other.
 
 The sample campaign is driven once (tests/notify/campaign.py) through its whole calendar; each step's new notices
-are compared, as exact sets of (event, recipient, key), with what an oracle written from CONTRACT.md and
-DOMAIN.md expects from the sample's own inputs (evidence, ballots, planted shortfalls, roster).
+are compared, as exact sets of (event, recipient, key), with what an oracle written from the notification and
+campaign rules expects from the sample's own inputs (evidence, ballots, planted shortfalls, roster).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Who may act (CONTRACT.md): every operator command × every role, through the CLI; refusals change nothing.
+"""Who may act: every operator command × every role, through the CLI; refusals change nothing.
 
 The target is M026, a plain member of branch B02, in `study` after the start fired. A command an actor may give
 either succeeds or is refused by a precondition (exit 1 naming no authority); a command they may not give exits 1

@@ -352,3 +352,18 @@ def test_write_csv_round_trips(tmp_path: Path, ballots: dict[str, list[dict[str,
     path = sample.write_csv(tmp_path / "ballot.csv", rows, sample.BALLOT_FIELDS)
     with path.open(encoding="utf-8", newline="") as f:
         assert list(csv.DictReader(f)) == rows
+
+
+def test_the_sample_import_files_are_the_demo_scenario_written_out() -> None:
+    """records-2024.csv, mended-2024.csv and the ballot beside the roster are what `python -m states.sample.write`
+    writes: the README's session and the demo tell one story (M054 has 46 of 50 hours at the study deadline)."""
+    files = sample.sample_files_2024()
+    for name, (rows, fields) in files.items():
+        with (sample.SAMPLE_DIR / name).open(encoding="utf-8", newline="") as f:
+            assert [dict(r) for r in csv.DictReader(f)] == [{k: r.get(k, "") for k in fields} for r in rows], name
+    records, _ = files["records-2024.csv"]
+    mended, _ = files["mended-2024.csv"]
+    hours = sum(float(r["value"]) for r in records if r["member_id"] == "M054" and r["kind"].startswith("study_")
+                and r["kind"] != "study_check" and r["date"] <= "2024-04-30")
+    assert hours == 46
+    assert {r["member_id"] for r in mended} >= {"M054"} and all(r["date"] > "2024-04-30" for r in mended)

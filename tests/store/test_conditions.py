@@ -122,7 +122,7 @@ evidence_rows = st.lists(
 
 
 def oracle(rows: list[dict], member_id: str, start: dt.date, cutoff: dt.date) -> bool:
-    """DOMAIN.md, read plainly: ≥ 50 hours, concentrated on ≥ 3 distinct days, the latest check passed."""
+    """The campaign's rule, read plainly: ≥ 50 hours, concentrated on ≥ 3 distinct days, the latest check passed."""
     mine = [r for r in rows if r["member_id"] == member_id and start <= r["date"] <= cutoff]
     hours = sum(r["num"] for r in mine if r["kind"] in ("study_self", "study_concentrated"))
     days = {r["date"] for r in mine if r["kind"] == "study_concentrated"}
