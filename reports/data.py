@@ -13,14 +13,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, null, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from reports.history import AsOf, changed_after
 from states import branch as branch_machine
 from states import member as member_machine
 from states.clock import as_utc, day_start
-from states.conditions import EvalContext, Row
+from states.conditions import EvalContext, Row, rating_final
 from states.errors import NotFound
 from states.evaluate import (
     Result,
@@ -325,7 +325,9 @@ class Facts:
                 select(
                     Person.member_id, Person.name, Person.role, Person.branch_id, mp.state, mp.state_since,
                     mp.prior_state, appraisal.rating, appraisal.approved_at, appraisal.publicity_ends_at,
-                    appraisal.final_at, appraisal.excellent, appraisal.objection_pending,
+                    # Final as of T (publicity over then), whether or not a sweep has noticed since.
+                    case((rating_final(appraisal, self.at), appraisal.publicity_ends_at), else_=null()).label("final_at"),
+                    appraisal.excellent, appraisal.objection_pending,
                     appraisal.withdrawal_confirmed_at,
                 )
                 .select_from(mp)

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import and_, case, false, func, null, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
-from states.conditions import Row
+from states.conditions import Row, rating_final
 from states.models import Appraisal, BranchProgress, FiredDeadline, MemberProgress, TransitionLog
 
 APPRAISAL_CAUSES = (
@@ -121,7 +121,7 @@ def _appraisal_at(key: str, at: dt.datetime) -> Any:
             case((approved, a.publicity_ends_at), else_=null()).label("publicity_ends_at"),
             case((approved, a.objection_pending), else_=false()).label("objection_pending"),
             case((a.final_at <= at, a.final_at), else_=null()).label("final_at"),
-            case((and_(a.excellent, a.final_at <= at, ~excellent_later), true()), else_=false()).label("excellent"),
+            case((and_(a.excellent, rating_final(a, at), ~excellent_later), true()), else_=false()).label("excellent"),
             case((a.withdrawal_confirmed_at <= at, a.withdrawal_confirmed_at), else_=null())
             .label("withdrawal_confirmed_at"),
             case((a.withdrawal_confirmed_at <= at, a.withdrawal_confirmed_by), else_=null())
