@@ -84,3 +84,45 @@ def optional(columns: tuple[Column, ...]) -> tuple[str, ...]:
 def headers(columns: tuple[Column, ...], english: bool) -> list[str]:
     """A file's header row as the `template` command writes it."""
     return [c.name if english else c.zh for c in columns]
+
+
+@dataclass(frozen=True)
+class KindDoc:
+    """What a records file's `kind` means: whose record it is, what its `value` holds, and an example row."""
+
+    subject: str  # "member" or "branch"
+    value: str
+    example: str
+
+
+_SIGNED = "members signed in: a whole number up to the branch's participants, or empty"
+KIND_DOCS: dict[str, KindDoc] = {
+    "study_self": KindDoc("member", "hours of one sitting, 0–24 (2.5 allowed)", "M054,B03,study_self,2024/4/2,3"),
+    "study_concentrated": KindDoc(
+        "member", "hours of one concentrated sitting, 0–24; each distinct day counts as a concentrated day",
+        "M054,B03,study_concentrated,2024-04-08,4",
+    ),
+    "study_check": KindDoc(
+        "member", "pass or fail (通过/未通过); the latest date decides, on one date the row imported last",
+        "M054,B03,study_check,2024-04-27,pass",
+    ),
+    "analysis_report": KindDoc("member", "empty, or the report's title (at most 2000 characters)", "M054,B03,analysis_report,2024-05-12,"),
+    "satisfaction_evaluation": KindDoc("member", "percent satisfied, 0–100 (recorded is what counts)", "M054,B03,satisfaction_evaluation,2024-05-22,92"),
+    "heart_talk": KindDoc("member", "empty, or a note", "M054,B03,heart_talk,2024-05-10,与支部书记谈心"),
+    "rectification_plan": KindDoc("member", "empty, or a note", "M054,B03,rectification_plan,2024-06-08,"),
+    "good_deed": KindDoc("member", "what was done", "M054,B03,good_deed,2024-06-20,扶贫帮困"),
+    "pledge_application": KindDoc("member", "empty, or a note (the written application, 书面申请)", "M054,B03,pledge_application,2024-08-02,"),
+    "admonishment_talk": KindDoc("member", "empty, or a note (for a member rated basically qualified)", "M094,B05,admonishment_talk,2024-08-15,"),
+    "disposition": KindDoc("member", "the disposition decided for a member rated unqualified", "M089,B05,disposition,2024-08-24,限期改正"),
+    "oath": KindDoc("member", "empty (took part in the collective oath)", "M054,B03,oath,2024-08-19,"),
+    "public_commitment": KindDoc("member", "empty, or the commitment", "M054,B03,public_commitment,2024-08-22,"),
+    "mobilization_meeting": KindDoc("branch", _SIGNED, ",B03,mobilization_meeting,2024-03-26,19"),
+    "concentrated_training": KindDoc("branch", _SIGNED + "; one row per training day", ",B03,concentrated_training,2024-04-08,20"),
+    "discussion_meeting": KindDoc("branch", _SIGNED, ",B03,discussion_meeting,2024-04-26,18"),
+    "opinions_solicited": KindDoc("branch", "how many opinions were gathered: a whole number, at least 1 to count", ",B03,opinions_solicited,2024-05-06,35"),
+    "analysis_meeting": KindDoc("branch", _SIGNED, ",B03,analysis_meeting,2024-05-22,19"),
+    "branch_rectification_plan": KindDoc("branch", _SIGNED, ",B03,branch_rectification_plan,2024-06-08,20"),
+    "theme_activity": KindDoc("branch", _SIGNED, ",B03,theme_activity,2024-06-28,17"),
+    "oath_ceremony": KindDoc("branch", _SIGNED, ",B03,oath_ceremony,2024-08-19,19"),
+}
+"""Every kind of evidence, in the order of the campaign (its Chinese name is in `states.labels.KIND_LABELS`)."""

@@ -48,7 +48,7 @@ class MalformedFile(BadInput):
             if letter:
                 where += f" {letter}列"
             if named:
-                where += f" ({named})"
+                where += f" {named}"
         else:
             where = path
             if line is not None:

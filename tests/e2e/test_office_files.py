@@ -74,7 +74,7 @@ def test_an_error_in_a_workbook_names_its_sheet_and_cell_and_changes_nothing(cli
     evidence = _count(cli, "evidence")
     refused = cli("record", "import", "records.xlsx", *ACTOR)
     assert refused.code == 2 and refused.err.count("\n") == 1, refused.err
-    assert "records.xlsx [活动记录] 第3行 D列 (日期 (date)): '2024.4.3' is not a date" in refused.err
+    assert "records.xlsx [活动记录] 第3行 D列 日期 (date): '2024.4.3' is not a date" in refused.err
     assert _count(cli, "evidence") == evidence
 
 

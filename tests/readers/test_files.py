@@ -96,7 +96,7 @@ def test_errors_in_a_workbook_name_the_sheet_and_the_cell(tmp_path: Path) -> Non
     with pytest.raises(MalformedFile) as caught, located(source, *ROSTER):
         for line, row in rows(source, *ROSTER):
             raise MalformedFile(source.path, line, "role", f"{row['role']!r} is wrong")
-    assert str(caught.value) == f"{path} [花名册] 第2行 F列 (角色 (role)): 'member' is wrong"
+    assert str(caught.value) == f"{path} [花名册] 第2行 F列 角色 (role): 'member' is wrong"
 
 
 def test_csv_messages_stay_as_they_were_and_name_a_chinese_header(tmp_path: Path) -> None:
@@ -220,6 +220,7 @@ def test_the_column_tables_are_the_importers_columns() -> None:
     assert columns.required(columns.BALLOT) == tuple(BALLOT_COLUMNS)
     assert set(KINDS) == set(MEMBER_KINDS + BRANCH_KINDS) and set(KIND_LABELS) == set(KINDS)
     assert set(ROLE_LABELS) == set(ROLES)
+    assert list(columns.KIND_DOCS) == list(KINDS)
     assert len({w["zh-CN"] for w in KIND_LABELS.values()}) == len(KINDS)  # a Chinese kind names one kind
 
 
