@@ -3,10 +3,13 @@
 Deployment schedules are the wrong tool for one-off dates: the scheduler looks at most 100 days ahead and a
 redeploy replaces them. Each run is created through the API with the idempotency key `<campaign>:<deadline>`, so
 calling this again (at every service start, at every plan load) creates nothing new. A deadline already due but
-not fired gets a run scheduled in the past, which starts at once: the catch-up.
+not fired gets a run scheduled in the past, which starts at once: the catch-up. A plan that moves an unfired
+deadline moves its waiting run with it; a waiting run whose deadline has fired is deleted.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
@@ -26,8 +29,29 @@ def unfired(db: Engine, campaign: str) -> list[sweep.Deadline]:
         return [d for d in sweep.deadlines(session, campaign) if d.name not in done]
 
 
+@dataclass
+class Scheduling:
+    """What one call changed in Prefect: runs created, runs moved to their deadline's new instant, runs deleted
+    (their deadline has fired)."""
+
+    created: int = 0
+    moved: int = 0
+    removed: int = 0
+
+
 def schedule_deadlines(campaign_key: str, db: Engine | None = None) -> int:
-    """Create the missing scheduled runs; returns how many were created (0 when all exist already)."""
+    """Create the missing scheduled runs and move those a plan change left behind; returns how many were created
+    (0 when all exist already)."""
+    return sync_deadlines(campaign_key, db).created
+
+
+def sync_deadlines(campaign_key: str, db: Engine | None = None) -> Scheduling:
+    """Make the campaign's scheduled `phase-deadline` runs match its unfired deadlines.
+
+    A run still waiting (Scheduled or Late) whose deadline has moved is rescheduled in place to the new instant (a
+    forced Scheduled state: the same run and idempotency key, its history showing the move), so it never fires at
+    the old one; a waiting run whose deadline has fired is deleted; a deadline without a run gets one.
+    """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         DeploymentFilter,
@@ -37,19 +61,36 @@ def schedule_deadlines(campaign_key: str, db: Engine | None = None) -> int:
     )
     from prefect.states import Scheduled
 
-    wanted = {idempotency_key(campaign_key, d.name): d for d in unfired(db or runtime.engine(), campaign_key)}
-    if not wanted:
-        return 0
+    db = db or runtime.engine()
+    with runtime.read(db) as session:
+        every = {idempotency_key(campaign_key, d.name): d for d in sweep.deadlines(session, campaign_key)}
+    pending = {d.name for d in unfired(db, campaign_key)}
+    wanted = {key: d for key, d in every.items() if d.name in pending}
+    result = Scheduling()
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name(DEPLOYMENT)
-        existing = {
-            run.idempotency_key
-            for run in client.read_flow_runs(
-                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
-                flow_run_filter=FlowRunFilter(idempotency_key=FlowRunFilterIdempotencyKey(any_=list(wanted))),
-            )
-        }
-        created = 0
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
+            flow_run_filter=FlowRunFilter(idempotency_key=FlowRunFilterIdempotencyKey(any_=list(every))),
+        )
+        existing: set[str] = set()
+        for run in runs:
+            key = run.idempotency_key or ""
+            # Only the runs this module made for this campaign: a key names its deadline, the parameter its campaign.
+            if key not in every or (run.parameters or {}).get("campaign") != campaign_key:
+                continue
+            existing.add(key)
+            if run.state is None or not run.state.is_scheduled():
+                continue  # running or over: nothing to move
+            if key not in wanted:
+                client.delete_flow_run(run.id)
+                existing.discard(key)
+                result.removed += 1
+                continue
+            due = wanted[key].due_at
+            if run.state.state_details.scheduled_time != due:
+                client.set_flow_run_state(run.id, Scheduled(scheduled_time=due), force=True)
+                result.moved += 1
         for key, deadline in wanted.items():
             if key in existing:
                 continue
@@ -62,8 +103,8 @@ def schedule_deadlines(campaign_key: str, db: Engine | None = None) -> int:
                 name=f"{campaign_key}-{deadline.name}-deadline",
                 tags=[f"campaign:{campaign_key}", "deadline"],
             )
-            created += 1
-    return created
+            result.created += 1
+    return result
 
 
 def schedule_all(db: Engine | None = None) -> dict[str, int]:

@@ -11,15 +11,17 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from states import audit
-from states.clock import day_start, deadline_of, zone
-from states.errors import CampaignError, MalformedFile
+from states.clock import as_utc, day_start, deadline_of, zone
+from states.errors import CampaignError, MalformedFile, Refused
 from states.machine import PHASES
-from states.models import Campaign, Phase
+from states.models import Campaign, FiredDeadline, Phase
 from states.roster import enrol_newcomers
 
+START = "start"  # the name the campaign's start fires under (states.sweep.START)
 KEY = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
@@ -147,8 +149,80 @@ def read_plan(path: Path | str) -> tuple[Plan, str]:
     return plan, hashlib.sha256(raw).hexdigest()
 
 
+# Thresholds that decide a phase's own exit: once its deadline has fired they are part of what was decided.
+PHASE_THRESHOLDS = {"study_hours": "study", "concentrated_days": "study"}
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="minutes")
+    if isinstance(value, Fraction):
+        return f"{value.numerator}/{value.denominator}"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def plan_changes(campaign: Campaign, phases: dict[str, Phase], plan: Plan) -> list[tuple[str, str, str]]:
+    """What reloading `plan` changes, one (field, was, becomes) per change, in the plan's order."""
+    fraction = plan.thresholds.excellent_max_fraction
+    pairs: list[tuple[str, Any, Any]] = [
+        ("title", campaign.title, plan.title),
+        ("timezone", campaign.timezone, plan.timezone),
+    ]
+    for window in plan.phases:
+        phase = phases.get(window.name)
+        if phase is None:
+            continue
+        pairs += [(f"{window.name}.start", phase.start, window.start), (f"{window.name}.end", phase.end, window.end)]
+    pairs += [
+        ("thresholds.study_hours", campaign.study_hours, plan.thresholds.study_hours),
+        ("thresholds.concentrated_days", campaign.concentrated_days, plan.thresholds.concentrated_days),
+        ("thresholds.publicity_days", campaign.publicity_days, plan.thresholds.publicity_days),
+        ("thresholds.excellent_max_fraction", Fraction(campaign.excellent_num, campaign.excellent_den), fraction),
+        ("reminders_days_before", sorted(campaign.reminders_days_before, reverse=True), plan.reminders_days_before),
+    ]
+    for level, days in plan.escalation_days.model_dump().items():
+        pairs.append((f"escalation_days.{level}", (campaign.escalation_days or {}).get(level), days))
+    return [(name, _plain(was), _plain(becomes)) for name, was, becomes in pairs if was != becomes]
+
+
+def _refuse_fired(session: Session, campaign: Campaign, phases: dict[str, Phase], plan: Plan) -> None:
+    """A phase whose deadline has fired keeps its window (and the start, once fired, its instant): what fired was
+    decided on them. Compared as instants, so a changed timezone that would move them is refused too."""
+    fired = set(session.scalars(select(FiredDeadline.name).where(FiredDeadline.campaign_key == campaign.key)))
+    refused: list[str] = []
+    for window in plan.phases:
+        phase = phases.get(window.name)
+        if phase is None:
+            continue
+        starts_at, deadline_at = day_start(window.start, plan.timezone), deadline_of(window.end, plan.timezone)
+        moved = []
+        if as_utc(phase.starts_at) != starts_at:
+            moved.append(("start", phase.start, window.start, phase.starts_at, starts_at))
+        if as_utc(phase.deadline_at) != deadline_at:
+            moved.append(("end", phase.end, window.end, phase.deadline_at, deadline_at))
+        for part, was, becomes, was_at, becomes_at in moved:
+            start_fired = part == "start" and phase.seq == 0 and START in fired
+            if window.name not in fired and not start_fired:
+                continue
+            what = "its deadline" if window.name in fired else "the campaign's start"
+            change = f"{was} → {becomes}" if was != becomes else f"{_plain(as_utc(was_at))} → {_plain(becomes_at)}"
+            refused.append(f"phase {window.name}: {what} has fired, {window.name}.{part} cannot change ({change})")
+    for name, phase_name in PHASE_THRESHOLDS.items():
+        was, becomes = getattr(campaign, name), getattr(plan.thresholds, name)
+        if phase_name in fired and was != becomes:
+            refused.append(
+                f"phase {phase_name}: its deadline has fired, thresholds.{name} cannot change "
+                f"({_plain(was)} → {_plain(becomes)})"
+            )
+    if refused:
+        raise Refused(f"plan {campaign.key}: " + "; ".join(refused))
+
+
 def load_plan(session: Session, plan: Plan, actor: str, at: dt.datetime) -> Campaign:
-    """Create or update the campaign; deadlines already fired stay fired; participants get their progress rows."""
+    """Create or update the campaign; deadlines not yet fired may move, a phase whose deadline has fired may not
+    change (Refused, naming it); each change is one log entry; participants get their progress rows."""
     fraction = plan.thresholds.excellent_max_fraction
     values = {
         "title": plan.title,
@@ -165,10 +239,16 @@ def load_plan(session: Session, plan: Plan, actor: str, at: dt.datetime) -> Camp
     }
     campaign = session.get(Campaign, plan.key)
     created = campaign is None
+    changes: list[tuple[str, str, str]] = []
     if campaign is None:
         campaign = Campaign(key=plan.key, **values)
         session.add(campaign)
     else:
+        phases = {
+            p.name: p for p in session.scalars(select(Phase).where(Phase.campaign_key == plan.key))
+        }
+        _refuse_fired(session, campaign, phases, plan)
+        changes = plan_changes(campaign, phases, plan)
         for name, value in values.items():
             setattr(campaign, name, value)
     session.flush()
@@ -185,6 +265,12 @@ def load_plan(session: Session, plan: Plan, actor: str, at: dt.datetime) -> Camp
     enrol_newcomers(session, plan.key, actor, at)
     audit.log(
         session, campaign_key=plan.key, member_id=None, branch_id=None, from_state=None, to_state=None,
-        cause="plan_load", actor=actor, reason="created" if created else "updated", at=at,
+        cause="plan_load", actor=actor,
+        reason="created" if created else (f"updated: {len(changes)} changes" if changes else "unchanged"), at=at,
     )
+    for name, was, becomes in changes:
+        audit.log(
+            session, campaign_key=plan.key, member_id=None, branch_id=None, from_state=None, to_state=None,
+            cause="plan_change", actor=actor, reason=f"{name} {was} → {becomes}", at=at,
+        )
     return campaign
