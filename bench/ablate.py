@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.run import AT_STUDY, KEY, ROOT, _at, generate, run_step
+from bench.run import AT_STUDY, BENCH_SEAL_KEY, KEY, ROOT, _at, generate, run_step
 
 BUILD = ["setup", "roster", "records", "sweep_start", "reminders"]  # the campaign just before the study deadline
 VARIANTS: list[list[str]] = [
@@ -58,7 +58,7 @@ def variant(db: Path, switched_off: list[str]) -> dict[str, Any]:
     from states.db import make_engine
 
     if "no_seal" in switched_off:
-        audit.seal = lambda session, at: session.info.pop("audit_block", None)  # type: ignore[assignment]
+        audit.seal = lambda session, at, key: session.info.pop("audit_block", None)  # type: ignore[assignment]
     if "no_context" in switched_off:
         engine.json_object = lambda *pairs: literal("{}")  # type: ignore[assignment]
     if "no_stuck_pass" in switched_off:
@@ -84,10 +84,10 @@ def variant(db: Path, switched_off: list[str]) -> dict[str, Any]:
             cause = engine.Cause(cause="sweep", actor="bench", sweep_id=plan.sweep_id)
             for unit in sweep.run_units(plan):
                 sweep.run_unit(session, plan, unit, cause)
-            audit.seal(session, at)
+            audit.seal(session, at, BENCH_SEAL_KEY)
             report = sweep.report(session, plan)
     else:
-        report = sweep.sweep(bind, KEY, at, actor="bench", branches_per_chunk=200)
+        report = sweep.sweep(bind, KEY, at, seal_key=BENCH_SEAL_KEY, actor="bench", branches_per_chunk=200)
     took = time.perf_counter() - started
     return {"seconds": took, "advanced": report.advanced_members, "statements": dict(spent)}
 

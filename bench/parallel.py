@@ -22,6 +22,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from bench.run import BENCH_SEAL_KEY
+
 CLAIMS = "sweep_claim"
 
 
@@ -84,7 +86,7 @@ def work(url: str, key: str, at: dt.datetime, deadline_name: str, mode: str, wor
                         break
                     if _fire(session, plan, deadline, (claimed[0], claimed[1]), cause):
                         mine.append(claimed[0])
-                    audit.seal(session, at)
+                    audit.seal(session, at, BENCH_SEAL_KEY)
                     time.sleep(pause)  # holds the claim a little, so the other workers get their share
             return mine
         order = list(plan.chunks)
@@ -95,7 +97,7 @@ def work(url: str, key: str, at: dt.datetime, deadline_name: str, mode: str, wor
                     with session.begin():
                         if _fire(session, plan, deadline, chunk, cause):
                             mine.append(chunk[0])
-                        audit.seal(session, at)
+                        audit.seal(session, at, BENCH_SEAL_KEY)
                     break
                 except DBAPIError as exc:  # a deadlock or a duplicate done-chunk between racing workers: retry
                     if attempt == 19:

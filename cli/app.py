@@ -13,10 +13,11 @@ import click
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from states import audit
+from states import anchors, audit
 from states.clock import parse_instant
 from states.db import ensure_schema, make_engine
 from states.errors import NotFound
+from states.keys import secret_key
 from states.models import Campaign
 from states.settings import Settings, load_settings
 
@@ -29,6 +30,7 @@ class App:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._engine: Engine | None = None
+        self._audit_key: bytes | None = None
 
     @property
     def engine(self) -> Engine:
@@ -37,10 +39,19 @@ class App:
             ensure_schema(self._engine)
         return self._engine
 
+    @property
+    def audit_key(self) -> bytes:
+        """The audit seal's key, from outside the database (`states.keys`)."""
+        if self._audit_key is None:
+            self._audit_key = secret_key(self.settings, "audit")
+        return self._audit_key
+
     @contextmanager
     def write(self, at: dt.datetime, dry_run: bool = False) -> Iterator[Session]:
-        """One transaction, sealed in the audit chain before it commits; with `dry_run` the same work is done, checked
-        and counted, then rolled back, so a trial and the real thing can never disagree."""
+        """One transaction, sealed in the audit chain before it commits, its head anchored outside after; with
+        `dry_run` the same work is done, checked and counted, then rolled back, so a trial and the real thing can
+        never disagree."""
+        key = self.audit_key  # read first: without its key a command changes nothing
         with Session(self.engine, expire_on_commit=False) as session:
             transaction = session.begin()
             try:
@@ -48,12 +59,20 @@ class App:
                 if dry_run:
                     transaction.rollback()
                 else:
-                    audit.seal(session, at)
+                    audit.seal(session, at, key)
                     transaction.commit()
             except BaseException:
                 if transaction.is_active:
                     transaction.rollback()
                 raise
+        if not dry_run:
+            self.anchor()
+
+    def anchor(self, note: str | None = None) -> None:
+        """Append the chain's head to the anchor file (after a commit: an anchor names only what is committed)."""
+        with self.read() as session:
+            head = audit.head(session)
+        anchors.append(self.settings.audit_anchors, anchors.database_label(self.engine.url), head, note)
 
     @contextmanager
     def read(self) -> Iterator[Session]:

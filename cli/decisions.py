@@ -40,9 +40,11 @@ def sweep(app: App, campaign: str, at_text: str | None, dry_run: bool, as_json: 
         click.echo(f"\r  sweep {done}/{total} units", nl=done == total, err=True)
 
     result = run_sweep(
-        app.engine, campaign, at, actor=actor, dry_run=dry_run,
+        app.engine, campaign, at, seal_key=app.audit_key, actor=actor, dry_run=dry_run,
         branches_per_chunk=app.settings.chunk_branches, progress=progress if show else None,
     )
+    if not dry_run:
+        app.anchor()
     data = result.as_json()
 
     def human(d: dict[str, Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import click
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cli.app import (
     App,
@@ -18,9 +20,9 @@ from cli.app import (
     json_option,
     pass_app,
 )
-from states import audit
-from states.errors import NotFound
-from states.models import AuditSeal, Campaign, TransitionLog
+from states import anchors, audit
+from states.errors import BadInput, NotFound
+from states.models import Campaign, TransitionLog
 from states.status import branch_view, member_view, summary
 
 
@@ -97,26 +99,65 @@ def explain(app: App, campaign: str, member: str, at_text: str | None, as_json: 
 
 
 
+def _instant(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if value.tzinfo else value.isoformat() + "+00:00"
+
+
+def _verify(app: App, session: Session, anchor_file: Path | None) -> None:
+    """Check the chain under the key, and that every anchor of its head kept outside is still on it: those of this
+    database since its last restore in the service's anchor file (when it exists), or those of this chain in the
+    file given (which must hold one: if none is of this chain, its newest line is checked, and fails)."""
+    head = audit.head(session)
+    path = anchor_file or app.settings.audit_anchors
+    found: list[audit.Head] = []
+    if anchor_file is not None or path.exists():
+        # A file given may come from elsewhere (a Prefect artifact, a copy off the machine): any database's line of
+        # this chain counts; the service's own file holds anchors of several databases, only this one's count.
+        db = None if anchor_file is not None else anchors.database_label(app.engine.url)
+        found, newest = anchors.read(path, db, head.chain if head else None)
+        if anchor_file is not None and not found:
+            if newest is None:
+                raise BadInput(f"anchor file {path} holds no anchor")
+            found = [newest]
+    verdict = audit.verify(session, app.audit_key, found)
+    if verdict.broken:
+        click.echo(
+            f"audit chain broken at block {verdict.broken} (after {verdict.checked} good blocks): {verdict.why}",
+            err=True,
+        )
+        sys.exit(1)
+    where = (f"{len(found)} anchors checked, the latest at seal {found[-1].seal_id} ({path})" if found
+             else f"no anchor of this chain in {path}" if path.exists() else f"no anchor file at {path}")
+    # The head is worth recording outside the database too: only that anchors the chain's end.
+    click.echo(
+        f"audit chain intact: {verdict.checked} sealed blocks, head {verdict.head.digest if verdict.head else '-'}"
+        f" (seal {verdict.head.seal_id if verdict.head else '-'}); {where}"
+    )
+
+
 @cli.command("audit")
 @click.argument("campaign")
 @click.option("--member", default=None)
 @click.option("--branch", default=None)
-@click.option("--verify", is_flag=True, help="recompute the seal chain; name the first broken block")
+@click.option("--verify", is_flag=True, help="recompute the keyed seal chain; name the first broken block")
+@click.option("--anchor", "anchor_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="with --verify: an anchor file (default: the service's own, when it exists)")
 @json_option
 @pass_app
-def audit_cmd(app: App, campaign: str, member: str | None, branch: str | None, verify: bool, as_json: bool) -> None:
+def audit_cmd(
+    app: App, campaign: str, member: str | None, branch: str | None, verify: bool, anchor_file: Path | None,
+    as_json: bool,
+) -> None:
     """The log of every change and every operator action."""
+    if anchor_file is not None and not verify:
+        raise BadInput("--anchor goes with --verify")
     with app.read() as session:
         if session.get(Campaign, campaign) is None:
             raise NotFound(f"unknown campaign {campaign!r}")
         if verify:
-            checked, broken = audit.verify(session)
-            if broken:
-                click.echo(f"audit chain broken at block {broken} (after {checked} good blocks)", err=True)
-                sys.exit(1)
-            head = session.scalar(select(AuditSeal.digest).order_by(AuditSeal.id.desc()).limit(1))
-            # The head is worth recording outside the database: only that anchors the chain's end.
-            click.echo(f"audit chain intact: {checked} sealed blocks, head {head or '-'}")
+            _verify(app, session, anchor_file)
             return
         query = select(TransitionLog).where(TransitionLog.campaign_key.in_((campaign, ""))).order_by(TransitionLog.id)
         if member:
@@ -125,7 +166,7 @@ def audit_cmd(app: App, campaign: str, member: str | None, branch: str | None, v
             query = query.where(TransitionLog.branch_id == branch)
         entries = [
             {
-                "at": e.at.isoformat() if e.at.tzinfo else e.at.isoformat() + "+00:00",
+                "at": _instant(e.at), "recorded_at": _instant(e.recorded_at),
                 "member_id": e.member_id, "branch_id": e.branch_id, "from": e.from_state, "to": e.to_state,
                 "cause": e.cause, "actor": e.actor, "reason": e.reason, "flow_run_id": e.flow_run_id,
             }
@@ -137,8 +178,8 @@ def audit_cmd(app: App, campaign: str, member: str | None, branch: str | None, v
     for e in entries:
         subject = e["member_id"] or e["branch_id"] or "-"
         move = f"{e['from']} → {e['to']}" if e["from"] != e["to"] else (e["to"] or "")
-        click.echo(f"{e['at']}  {subject:<10} {move:<32} {e['cause']:<20} {e['actor']}  {e['reason']}")
-
+        recorded = f"  (记录于 {e['recorded_at'][:19]})" if e["recorded_at"] else ""
+        click.echo(f"{e['at']}{recorded}  {subject:<10} {move:<32} {e['cause']:<20} {e['actor']}  {e['reason']}")
 
 
 @cli.command()

@@ -9,6 +9,8 @@ from uuid import UUID
 
 from sqlalchemy.orm import Session
 
+from states.anchors import line as anchor_line
+from states.audit import Head
 from states.clock import as_utc, zone
 from states.member import STATES as MEMBER_STATES
 from states.models import Campaign
@@ -144,4 +146,41 @@ def publish_summary(campaign: str, at: str, result: dict[str, Any], facts: dict[
         sweep_markdown(campaign, at, result, facts),
         key=summary_key(campaign),
         description=f"What the sweep of {campaign} did",
+    )
+
+
+def audit_head_key(campaign: str) -> str:
+    return f"{campaign}-audit-head"
+
+
+def audit_head_markdown(campaign: str, at: str, db: str, head: Head | None) -> str:
+    """The head as one anchor line too, so it can be pasted into a file for `audit --verify --anchor FILE`."""
+    if head is None:
+        return f"# 审计链头 `{campaign}`（{at}）\n\n审计链为空。"
+    return "\n".join(
+        [
+            f"# 审计链头 `{campaign}`（{at}）",
+            "",
+            f"- **链 chain:** `{head.chain}`",
+            f"- **封印 seal:** {head.seal_id}",
+            f"- **摘要 digest:** `{head.digest}`",
+            "",
+            "核对（check）: 把下面一行存入文件 FILE，运行 `campaign audit "
+            f"{campaign} --verify --anchor FILE`:",
+            "",
+            "```",
+            anchor_line(db, head),
+            "```",
+        ]
+    )
+
+
+def publish_audit_head(campaign: str, at: str, db: str, head: Head | None) -> UUID:
+    """`<campaign>-audit-head`: the audit chain's head after the sweep, kept in Prefect's database, outside ours."""
+    from prefect.artifacts import create_markdown_artifact
+
+    return create_markdown_artifact(
+        audit_head_markdown(campaign, at, db, head),
+        key=audit_head_key(campaign),
+        description=f"The audit chain's head after the sweep of {campaign}",
     )

@@ -17,9 +17,9 @@ from prefect.states import Failed, State
 from sqlalchemy import Engine
 
 from flows import runtime
-from flows.artifacts import local_time, publish_progress, publish_report, publish_summary
+from flows.artifacts import local_time, publish_audit_head, publish_progress, publish_report, publish_summary
 from flows.limits import one_run_per_campaign
-from states import sweep
+from states import anchors, sweep
 from states.engine import Cause
 from states.errors import CampaignError
 from states.status import summary
@@ -49,7 +49,7 @@ def plan_sweep(campaign: str, at: dt.datetime, branches_per_chunk: int) -> sweep
 @task(name="sweep-unit", cache_policy=NONE, task_run_name="{label}")
 def run_unit(plan: sweep.SweepPlan, unit: Unit, label: str, actor: str, flow_run_id: str | None) -> str:
     cause = Cause(cause="sweep", actor=actor, flow_run_id=flow_run_id, sweep_id=plan.sweep_id)
-    with runtime.write(runtime.engine(), plan.at) as session:
+    with runtime.write(runtime.engine(), plan.at, anchor=False) as session:
         sweep.run_unit(session, plan, unit, cause)
     return label
 
@@ -119,6 +119,8 @@ def run_sweep(campaign: str, at: str | dt.datetime | None, actor: str) -> dict[s
             publish_progress(session, campaign, when, found.report_dir)
             local = local_time(session, campaign, when)
         publish_summary(campaign, local, result, facts)
+        # The chain's head, outside the database twice: the anchor file and Prefect's own database.
+        publish_audit_head(campaign, local, anchors.database_label(db.url), runtime.anchor_head(db))
     logger.info(
         "fired: %s; advanced %d members, %d branches; stuck %d members, %d branches",
         ", ".join(result["fired"]) or "nothing", result["advanced"]["members"], result["advanced"]["branches"],

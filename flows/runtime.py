@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from states import audit
+from states import anchors, audit
 from states.clock import parse_instant
 from states.db import absolute_url, ensure_schema, make_engine
 from states.errors import NotFound
+from states.keys import secret_key
 from states.models import Campaign
 from states.settings import Settings, load_settings
 
@@ -55,12 +56,29 @@ def engine(found: Settings | None = None) -> Engine:
     return _engine(absolute_url((found or settings()).database_url))
 
 
+def audit_key() -> bytes:
+    """The audit seal's key, from the environment or the key folder (never from Prefect or the database)."""
+    return secret_key(settings(), "audit")
+
+
 @contextmanager
-def write(db: Engine, at: dt.datetime) -> Iterator[Session]:
-    """One unit of work: commit on success, sealed in the audit chain right before it commits."""
+def write(db: Engine, at: dt.datetime, *, anchor: bool = True) -> Iterator[Session]:
+    """One unit of work: commit on success, sealed in the audit chain right before it commits; the head anchored
+    outside the database after (a sweep anchors once at its end instead: `anchor=False` per unit)."""
+    key = audit_key()
     with Session(db, expire_on_commit=False) as session, session.begin():
         yield session
-        audit.seal(session, at)
+        audit.seal(session, at, key)
+    if anchor:
+        anchor_head(db)
+
+
+def anchor_head(db: Engine) -> audit.Head | None:
+    """Append the chain's head to the anchor file; returns it (for the `<campaign>-audit-head` artifact)."""
+    with read(db) as session:
+        head = audit.head(session)
+    anchors.append(settings().audit_anchors, anchors.database_label(db.url), head)
+    return head
 
 
 @contextmanager

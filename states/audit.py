@@ -1,20 +1,29 @@
-"""The transition log: append-only, sealed per transaction by a hash over its entries and the previous seal."""
+"""The transition log: append-only, each transaction's entries sealed by an HMAC under a key kept outside the database,
+chained to the previous seal."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, String, cast, func, insert, literal, select, text
+from sqlalchemy import ColumnElement, Select, String, case, cast, func, insert, literal, select, text
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from states.clock import as_utc
 from states.db import utc_text
-from states.models import AuditSeal, TransitionLog
+from states.errors import Refused
+from states.models import AuditSeal, TransitionLog, UTCDateTime
 
 GENESIS = "0" * 64
+KEYED = "hmac-sha256"
+"""`audit_seal.scheme` of a keyed seal; NULL marks a seal written before seals were keyed (plain SHA-256)."""
+DOMAIN = b"campaign-audit-seal/2\n"
 LOG_COLUMNS = (
     "campaign_key",
     "member_id",
@@ -32,6 +41,40 @@ LOG_COLUMNS = (
 )
 
 
+class db_now(FunctionElement[dt.datetime]):  # noqa: N801 - reads as the SQL function it is
+    """The database server's clock at the statement, in the form instants are stored in (never Python's clock)."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(db_now)
+def _db_now_sqlite(element: db_now, compiler: Any, **kw: Any) -> str:
+    # SQLite keeps instants as 'YYYY-MM-DD HH:MM:SS.ffffff' text; its clock gives milliseconds.
+    return "(strftime('%Y-%m-%d %H:%M:%f', 'now') || '000')"
+
+
+@compiles(db_now, "postgresql")
+def _db_now_pg(element: db_now, compiler: Any, **kw: Any) -> str:
+    return "statement_timestamp()"
+
+
+class octets(FunctionElement[int]):  # noqa: N801 - reads as the SQL function it is
+    """A text's length in bytes (UTF-8), NULs included: the length prefix of the seal's field encoding."""
+
+    inherit_cache = True
+
+
+@compiles(octets)
+def _octets_sqlite(element: octets, compiler: Any, **kw: Any) -> str:
+    return f"length(CAST({compiler.process(element.clauses, **kw)} AS BLOB))"
+
+
+@compiles(octets, "postgresql")
+def _octets_pg(element: octets, compiler: Any, **kw: Any) -> str:
+    return f"octet_length({compiler.process(element.clauses, **kw)})"
+
+
 def block_of(session: Session) -> str:
     """The block id of the session's current transaction (one seal per transaction)."""
     block = session.info.get("audit_block")
@@ -44,7 +87,7 @@ def log(session: Session, **entry: Any) -> None:
     """Append one entry (an operator action, a join, a transfer …) to the current block."""
     entry.setdefault("reason", "")
     entry.setdefault("flow_run_id", None)
-    session.execute(insert(TransitionLog).values(block=block_of(session), **entry))
+    session.execute(insert(TransitionLog).values(block=block_of(session), recorded_at=db_now(), **entry))
 
 
 def log_from(session: Session, source: Select[Any] | Any) -> None:
@@ -52,14 +95,70 @@ def log_from(session: Session, source: Select[Any] | Any) -> None:
     columns = [c for c in LOG_COLUMNS if c != "block"]
     session.execute(
         insert(TransitionLog).from_select(
-            [*columns, "block"], source.add_columns(literal(block_of(session)).label("block"))
+            [*columns, "block", "recorded_at"],
+            source.add_columns(literal(block_of(session)).label("block"), db_now().label("recorded_at")),
         )
     )
 
 
+# -- the seal ----------------------------------------------------------------------------------------------------
+
+SEALED_FIELDS = (*LOG_COLUMNS[:-2], "at", "recorded_at")
+
+
+def _field(value: ColumnElement[Any]) -> ColumnElement[str]:
+    """One field, unambiguous: '-' for NULL, else its byte length, ':' and the text (so NULL ≠ '' and no boundary
+    between fields can shift, whatever a field holds)."""
+    as_text = cast(value, String)
+    return case((value.is_(None), literal("-")), else_=cast(octets(as_text), String) + literal(":") + as_text)
+
+
 def _entry_text() -> ColumnElement[str]:
-    """One entry as text, built by the database: id and every column, unit-separated, the instant in UTC.
+    """One entry as text, built by the database: its id and every sealed column, instants as UTC text.
     Hashing a string per row is what is left to Python (an ORM object or a Python format per row cost 10× more)."""
+    parts: list[Any] = [TransitionLog.id]
+    for name in SEALED_FIELDS:
+        column = getattr(TransitionLog, name)
+        parts.append(utc_text(column) if name in ("at", "recorded_at") else column)
+    text_: ColumnElement[str] = _field(parts[0])
+    for part in parts[1:]:
+        text_ = text_ + _field(part)
+    return text_
+
+
+def _encode(*values: str) -> bytes:
+    return b"".join(f"{len(v.encode())}:".encode() + v.encode() for v in values)
+
+
+def _instant(at: dt.datetime) -> str:
+    return as_utc(at).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _stream(session: Session, block: str, sink: Any) -> int:
+    """Feed the block's entries, in id order, to `sink` (a hash's update): one string per batch, not per row."""
+    count = 0
+    # A Core statement on the session's connection: no ORM row processing for a million entries.
+    result = session.connection().execute(
+        select(_entry_text()).where(TransitionLog.block == block).order_by(TransitionLog.id)
+        .execution_options(yield_per=20_000)
+    )
+    for batch in result.partitions():
+        sink(("\n".join(entry for (entry,) in batch) + "\n").encode())
+        count += len(batch)
+    return count
+
+
+def block_digest(session: Session, key: bytes, block: str, previous: str, at: dt.datetime) -> tuple[int, str]:
+    """(entries, HMAC-SHA256 under `key` of the previous seal's digest, the block's id and time, its entries and
+    their count), computed streaming."""
+    mac = hmac.new(key, DOMAIN + _encode(previous, block, _instant(at)), hashlib.sha256)
+    count = _stream(session, block, mac.update)
+    mac.update(_encode(str(count)))
+    return count, mac.hexdigest()
+
+
+def _legacy_text() -> ColumnElement[str]:
+    """The unkeyed seals' entry text (before keyed seals): NULL and '' alike, kept only to check old blocks."""
     parts: list[ColumnElement[str]] = [cast(TransitionLog.id, String)]
     parts += [func.coalesce(getattr(TransitionLog, c), "") for c in LOG_COLUMNS[:-2]]
     parts.append(func.coalesce(utc_text(TransitionLog.at), ""))
@@ -69,24 +168,38 @@ def _entry_text() -> ColumnElement[str]:
     return text_
 
 
-def block_digest(session: Session, block: str, previous: str) -> tuple[int, str]:
+def _legacy_digest(session: Session, block: str, previous: str) -> tuple[int, str]:
     digest = hashlib.sha256(previous.encode())
     count = 0
-    # A Core statement on the session's connection: no ORM row processing for a million entries.
     result = session.connection().execute(
-        select(_entry_text()).where(TransitionLog.block == block).order_by(TransitionLog.id)
-        .execution_options(yield_per=20_000)
+        select(_legacy_text()).where(TransitionLog.block == block).order_by(TransitionLog.id)
     )
-    for batch in result.partitions():
-        for (entry,) in batch:
-            digest.update(entry.encode())
-            digest.update(b"\x1e")
-        count += len(batch)
+    for (entry,) in result:
+        digest.update(entry.encode())
+        digest.update(b"\x1e")
+        count += 1
     return count, digest.hexdigest()
 
 
-def seal(session: Session, at: dt.datetime) -> None:
-    """Seal the current block, if it wrote anything: called right before the transaction commits."""
+class Head(NamedTuple):
+    """The chain's newest seal: what an anchor outside the database records. `chain` is the first seal's digest,
+    naming the chain (so one anchor file can serve several databases)."""
+
+    chain: str
+    seal_id: int
+    digest: str
+
+
+def head(session: Session) -> Head | None:
+    first = session.scalar(select(AuditSeal.digest).order_by(AuditSeal.id).limit(1))
+    last = session.execute(select(AuditSeal.id, AuditSeal.digest).order_by(AuditSeal.id.desc()).limit(1)).first()
+    if first is None or last is None:
+        return None
+    return Head(first, last[0], last[1])
+
+
+def seal(session: Session, at: dt.datetime, key: bytes) -> None:
+    """Seal the current block, if it wrote anything, under `key`: called right before the transaction commits."""
     block = session.info.pop("audit_block", None)
     if block is None:
         return
@@ -94,25 +207,128 @@ def seal(session: Session, at: dt.datetime) -> None:
         # Sealers take turns, so each seal chains to the one committed before it.
         session.execute(text("SELECT pg_advisory_xact_lock(20261127)"))
     previous = session.scalar(select(AuditSeal.digest).order_by(AuditSeal.id.desc()).limit(1)) or GENESIS
-    count, digest = block_digest(session, block, previous)
+    at = as_utc(at)
+    count, digest = block_digest(session, key, block, previous, at)
     if count:
-        session.add(AuditSeal(block=block, entries=count, digest=digest, prev_digest=previous, at=as_utc(at)))
+        session.add(AuditSeal(block=block, entries=count, digest=digest, prev_digest=previous, at=at, scheme=KEYED))
         session.flush()
 
 
-def verify(session: Session) -> tuple[int, str | None]:
-    """Recompute the chain: (blocks checked, the first broken block or None). Unsealed entries break it too."""
+class Verdict(NamedTuple):
+    """What `verify` found: blocks checked, the first broken block (None when intact) and why, the head."""
+
+    checked: int
+    broken: str | None
+    why: str | None
+    head: Head | None
+
+
+def verify(session: Session, key: bytes, anchors: Sequence[Head] = ()) -> Verdict:
+    """Recompute the chain under `key`: the first broken block and why, or None. Unsealed entries break it too.
+    Seals from before keyed seals (scheme NULL) are accepted only as the chain's beginning and only when a keyed seal
+    follows them (which then vouches for them). Each of `anchors` (heads recorded outside the database) must still be
+    on the chain with the same digest: a chain cut short (even if written to since), re-sealed under another key or
+    rewritten before an anchor fails."""
     previous = GENESIS
     checked = 0
-    for seal_row in session.scalars(select(AuditSeal).order_by(AuditSeal.id)):
-        count, digest = block_digest(session, seal_row.block, previous)
-        if seal_row.prev_digest != previous or digest != seal_row.digest or count != seal_row.entries:
-            return checked, seal_row.block
-        previous = seal_row.digest
+    keyed_seen = False
+    first_unkeyed: str | None = None
+    first: str | None = None
+    anchored: dict[int, list[Head]] = {}
+    for anchor in anchors:
+        anchored.setdefault(anchor.seal_id, []).append(anchor)
+    last: tuple[int, str, str] | None = None
+    for row in session.execute(
+        select(AuditSeal.id, AuditSeal.block, AuditSeal.entries, AuditSeal.digest, AuditSeal.prev_digest,
+               AuditSeal.at, AuditSeal.scheme).order_by(AuditSeal.id)
+    ):
+        seal_id, block, entries, digest, prev_digest, at, scheme = row
+        if scheme == KEYED:
+            count, expected = block_digest(session, key, block, previous, at)
+            keyed_seen = True
+        elif scheme is None and not keyed_seen:
+            count, expected = _legacy_digest(session, block, previous)
+            first_unkeyed = first_unkeyed or block
+        else:
+            return Verdict(checked, block, f"seal scheme {scheme!r} where a keyed seal is due", None)
+        if prev_digest != previous:
+            return Verdict(checked, block, "it does not chain to the seal before it", None)
+        if count != entries:
+            return Verdict(checked, block, f"it holds {count} entries, its seal says {entries}", None)
+        if not hmac.compare_digest(expected, digest):
+            return Verdict(checked, block, "its entries or seal were changed (or sealed under another key)", None)
+        first = first or digest
+        if any(anchor.chain != first or anchor.digest != digest for anchor in anchored.pop(seal_id, ())):
+            return Verdict(checked, block, f"the anchored seal {seal_id} has another digest: the chain was "
+                           "rewritten or re-sealed since the anchor", None)
+        previous = digest
+        last = (seal_id, block, digest)
         checked += 1
+    if first_unkeyed is not None and not keyed_seen:
+        # Anyone can compute an unkeyed seal: from this block on, nothing vouches for the log.
+        return Verdict(0, first_unkeyed, "sealed without a key, and no keyed seal follows to vouch for it "
+                       "(`campaign db reseal` adds one to a chain from before keyed seals)", None)
     sealed = select(AuditSeal.block)
     stray = session.scalar(select(TransitionLog.block).where(TransitionLog.block.not_in(sealed)).limit(1))
     if stray is not None:
-        return checked, stray
-    total = session.scalar(select(func.count()).select_from(AuditSeal)) or 0
-    return total, None
+        return Verdict(checked, stray, "its entries are not sealed", None)
+    current = Head(first, last[0], last[2]) if first is not None and last is not None else None
+    if anchored:
+        missing = min(anchored)
+        end = f"ends at seal {last[0]}" if last else "is empty"
+        return Verdict(checked, "(end)", f"the anchored seal {missing} is not on the chain, which {end}: "
+                       "the log was cut short or rewritten", current)
+    return Verdict(checked, None, None, current)
+
+
+def reseal(session: Session, at: dt.datetime, key: bytes) -> Head | None:
+    """Make an unkeyed chain (from before keyed seals) keyed, append-only: check it with the old digest, then add
+    one keyed seal over an empty block chained to its head, which vouches for every block before it."""
+    verdict = verify(session, key)
+    if verdict.broken is None:
+        return verdict.head
+    if not verdict.why or not verdict.why.startswith("sealed without a key, and no keyed seal follows"):
+        raise Refused(f"audit chain broken at block {verdict.broken}: {verdict.why}; nothing sealed")
+    previous = session.scalar(select(AuditSeal.digest).order_by(AuditSeal.id.desc()).limit(1)) or GENESIS
+    block = uuid.uuid4().hex
+    at = as_utc(at)
+    _, digest = block_digest(session, key, block, previous, at)
+    session.add(AuditSeal(block=block, entries=0, digest=digest, prev_digest=previous, at=at, scheme=KEYED))
+    session.flush()
+    return head(session)
+
+
+# -- append-only in the database itself --------------------------------------------------------------------------
+
+APPEND_ONLY_TABLES = ("transition_log", "audit_seal")
+
+_PG_FUNCTION = """
+CREATE OR REPLACE FUNCTION campaign_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP USING ERRCODE = 'insufficient_privilege';
+END
+$$
+"""
+
+
+def append_only_statements(dialect: str) -> list[str]:
+    """Triggers refusing UPDATE and DELETE (and TRUNCATE on PostgreSQL) of the log and its seals, idempotent: the
+    migration 20261201_1800 creates the same ones; `campaign db harden` renews them."""
+    if dialect == "postgresql":
+        statements = [_PG_FUNCTION]
+        for table in APPEND_ONLY_TABLES:
+            statements += [
+                f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
+                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}"
+                " FOR EACH ROW EXECUTE FUNCTION campaign_append_only()",
+                f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}",
+                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}"
+                " FOR EACH STATEMENT EXECUTE FUNCTION campaign_append_only()",
+            ]
+        return statements
+    return [
+        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{what.lower()} BEFORE {what} ON {table}"
+        f" BEGIN SELECT RAISE(ABORT, '{table} is append-only: {what} refused'); END"
+        for table in APPEND_ONLY_TABLES
+        for what in ("UPDATE", "DELETE")
+    ]

@@ -270,11 +270,16 @@ class TransitionLog(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     flow_run_id: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[dt.datetime]
+    """The decision's time T, as its caller stated it."""
     block: Mapped[str] = mapped_column(String(40), index=True)
+    recorded_at: Mapped[dt.datetime | None]
+    """The real time the entry was written, by the database server's clock in the INSERT (NULL only for entries
+    written before this column existed)."""
 
 
 class AuditSeal(Base):
-    """Seals one block of log entries (one transaction) with a hash over them and the previous seal."""
+    """Seals one block of log entries (one transaction) with an HMAC under a key outside the database, over them and
+    the previous seal."""
 
     __tablename__ = "audit_seal"
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
@@ -283,6 +288,9 @@ class AuditSeal(Base):
     digest: Mapped[str] = mapped_column(String(64))
     prev_digest: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime]
+    scheme: Mapped[str | None] = mapped_column(String(16))
+    """'hmac-sha256'; NULL for a seal written before seals were keyed (plain SHA-256, checked only as the chain's
+    beginning when a keyed seal follows)."""
 
 
 class Notice(Base):

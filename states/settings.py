@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     key_dir: Path = Path("var/keys")
     """Where the service's secret keys live when the environment gives none (`keys.secret_key`): never in the
     database, never in Prefect."""
+    audit_anchors: Path = Path("var/audit-anchors")
+    """Where the audit chain's head is appended after every write (`states.anchors`): outside the database, 0600."""
     simulation: bool = False
     """`CAMPAIGN_SIMULATION=1`: times later than now are accepted (the demo, the tests); otherwise refused."""
     chunk_branches: int = 200

@@ -588,13 +588,15 @@ def sweep(
     key: str,
     at: dt.datetime,
     *,
+    seal_key: bytes,
     actor: str = "system",
     dry_run: bool = False,
     flow_run_id: str | None = None,
     branches_per_chunk: int = 200,
     progress: Callable[[int, int], None] | None = None,
 ) -> SweepReport:
-    """Run a whole sweep: one transaction per unit, or, for a dry run, one transaction rolled back at the end."""
+    """Run a whole sweep: one transaction per unit, each sealed under `seal_key`, or, for a dry run, one transaction
+    rolled back at the end."""
     with Session(engine, expire_on_commit=False) as session:
         with session.begin():
             plan = plan_sweep(session, key, at, branches_per_chunk)
@@ -610,7 +612,7 @@ def sweep(
         for index, unit in enumerate(units, 1):
             with session.begin():
                 run_unit(session, plan, unit, cause)
-                audit.seal(session, at)
+                audit.seal(session, at, seal_key)
             if progress:
                 progress(index, len(units))
         with session.begin():

@@ -21,6 +21,9 @@ os.environ["DO_NOT_TRACK"] = "1"
 os.environ["CAMPAIGN_SIMULATION"] = "1"
 _PREFECT_HOME = tempfile.mkdtemp(prefix="campaign-prefect-home-")
 os.environ["PREFECT_HOME"] = _PREFECT_HOME
+# The audit seal's key and anchor file: never the developer's var/keys or var/audit-anchors.
+os.environ.setdefault("CAMPAIGN_AUDIT_KEY", "5ea1" * 16)
+os.environ["CAMPAIGN_AUDIT_ANCHORS"] = os.path.join(_PREFECT_HOME, "audit-anchors")
 atexit.register(shutil.rmtree, _PREFECT_HOME, True)
 
 

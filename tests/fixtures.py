@@ -24,6 +24,9 @@ from states.sample import RECORD_FIELDS, demo_records, plan_2024_path, roster_pa
 
 PG_ADMIN = os.environ.get("CAMPAIGN_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 KEY = "sfao-2024"
+# The audit seal's key for every test (the CLI and flows read it from the environment, as the service may).
+os.environ.setdefault("CAMPAIGN_AUDIT_KEY", "5ea1" * 16)
+SEAL_KEY = bytes.fromhex(os.environ["CAMPAIGN_AUDIT_KEY"])
 
 
 def at(text: str) -> dt.datetime:
@@ -88,13 +91,13 @@ def load_sample(engine: Engine, records: bool = True, plan: dict | None = None) 
     with Session(engine) as session, session.begin():
         import_roster(session, read_table(roster_path()), "M002", when)
         load_plan(session, Plan.model_validate(plan), "M002", when)
-        audit.seal(session, when)
+        audit.seal(session, when, SEAL_KEY)
     if records:
         path = write_csv(Path(os.environ.get("TMPDIR", "/tmp")) / f"records-{uuid.uuid4().hex}.csv", demo_records(plan, roster_path()), RECORD_FIELDS)
         try:
             with Session(engine) as session, session.begin():
                 import_records(session, read_table(path), "M002", when)
-                audit.seal(session, when)
+                audit.seal(session, when, SEAL_KEY)
         finally:
             path.unlink()
     return plan

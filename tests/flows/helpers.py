@@ -18,6 +18,7 @@ from states.models import MemberProgress
 from states.plan import load_plan, read_plan
 from states.records import import_records
 from states.roster import import_roster
+from tests.fixtures import SEAL_KEY
 
 KEY = "sfao-2024"
 TZ = "Asia/Shanghai"
@@ -40,6 +41,7 @@ def use_database(monkeypatch: pytest.MonkeyPatch, folder: Path, url: str | None 
     monkeypatch.setenv("CAMPAIGN_DATABASE_URL", url or f"sqlite:///{folder / 'campaign.db'}")
     monkeypatch.setenv("CAMPAIGN_OUTBOX_DIR", str(folder / "outbox"))
     monkeypatch.setenv("CAMPAIGN_REPORT_DIR", str(folder / "reports"))
+    monkeypatch.setenv("CAMPAIGN_AUDIT_ANCHORS", str(folder / "audit-anchors"))
     monkeypatch.setenv("CAMPAIGN_CHUNK_BRANCHES", "3")  # nine branches: three chunks, three tasks per deadline
     return runtime.engine()
 
@@ -51,14 +53,14 @@ def load_sample(db: Engine, folder: Path, plan_file: Path | None = None, records
     with Session(db, expire_on_commit=False) as session, session.begin():
         import_roster(session, read_table(sample.roster_path()), "test", when)
         load_plan(session, plan, "test", when)
-        audit.seal(session, when)
+        audit.seal(session, when, SEAL_KEY)
     if records:
         path = sample.write_csv(
             folder / "records.csv", sample.demo_records(plan_2024(), sample.roster_path()), sample.RECORD_FIELDS
         )
         with Session(db, expire_on_commit=False) as session, session.begin():
             import_records(session, read_table(path), "test", when)
-            audit.seal(session, when)
+            audit.seal(session, when, SEAL_KEY)
 
 
 def member_states(db: Engine, key: str = KEY) -> dict[str, str]:

@@ -22,6 +22,7 @@ from flows.approval import ApprovalInput, answer_problem, approval, request_appr
 from readers import read_table
 from states import appraisal, audit, sample, sweep
 from states.models import Appraisal, TransitionLog
+from tests.fixtures import SEAL_KEY
 from tests.flows.helpers import KEY, at, plan_2024
 
 pytestmark = pytest.mark.prefect
@@ -56,13 +57,13 @@ def runner(prefect_harness: str) -> Iterator[Any]:
 def ballot(campaign_db: Engine, tmp_path: Path) -> int:
     """The 2024 campaign driven to consolidation, and one branch's member meeting ballot recorded."""
     for when in ("2024-03-25T00:00:01", "2024-05-01T00:00:01", "2024-06-01T00:00:01", "2024-08-01T00:00:01"):
-        sweep.sweep(campaign_db, KEY, at(when))
+        sweep.sweep(campaign_db, KEY, at(when), seal_key=SEAL_KEY)
     rows = sample.demo_ballots(plan_2024(), sample.roster_path())[BRANCH]
     path = sample.write_csv(tmp_path / "ballot.csv", rows, sample.BALLOT_FIELDS)
     when = at("2024-08-08T10:00")
     with Session(campaign_db, expire_on_commit=False) as session, session.begin():
         result = appraisal.import_ballot(session, KEY, read_table(path), "M004", when)
-        audit.seal(session, when)
+        audit.seal(session, when, SEAL_KEY)
     assert result.ratings and result.meeting_id is not None
     return result.meeting_id
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,10 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from flows.deadline import phase_deadline
-from states import sweep
+from states import audit, sweep
 from states.models import BranchProgress, DoneChunk, FiredDeadline, Notice, TransitionLog
 from tests.flows.helpers import KEY, campaign_slots_in_use, load_sample, member_states, use_database
+from tests.reliability.synth import run_cli
 
 pytestmark = pytest.mark.prefect
 
@@ -76,6 +78,20 @@ def test_the_deadline_flow_advances_members_and_publishes_the_progress_table(
     assert str(index.resolve()) in table.description
     machines = read_artifacts(f"{KEY}-machines")[0]
     assert "stateDiagram-v2" in machines.data and "withdrawal_pending" in machines.data
+
+    # the chain's head, outside the database twice: appended to the anchor file and published in Prefect
+    with Session(campaign_db) as session:
+        head = audit.head(session)
+    assert head is not None
+    anchors_file = Path(os.environ["CAMPAIGN_AUDIT_ANCHORS"])
+    assert stat.S_IMODE(anchors_file.stat().st_mode) == 0o600
+    assert f"seal={head.seal_id} digest={head.digest}" in anchors_file.read_text().splitlines()[-1]
+    published = read_artifacts(f"{KEY}-audit-head")[0]
+    assert published.flow_run_id == flow_run_id and head.digest in published.data
+    line = next(x for x in published.data.splitlines() if x.endswith(f"digest={head.digest}"))
+    (anchors_file.parent / "from-prefect").write_text(line + "\n")
+    checked = run_cli(["audit", KEY, "--verify", "--anchor", str(anchors_file.parent / "from-prefect")])
+    assert checked.code == 0 and f"the latest at seal {head.seal_id}" in checked.out, checked.err
 
     from prefect.client.orchestration import get_client
 

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 import flows.dispatch_flow as dispatch_flow
 from states import sweep
+from tests.fixtures import SEAL_KEY
 from tests.flows.helpers import KEY, at
 
 pytestmark = pytest.mark.prefect
@@ -60,7 +61,7 @@ def test_notices_still_undelivered_after_the_last_retry_fail_the_run(
 
 def test_the_file_channel_writes_the_queued_notices(prefect_harness: str, campaign_db: Engine, tmp_path: Path) -> None:
     pytest.importorskip("notices.dispatch")
-    sweep.sweep(campaign_db, KEY, at("2024-03-25T00:00:01"))  # 175 phase_started notices, among others
+    sweep.sweep(campaign_db, KEY, at("2024-03-25T00:00:01"), seal_key=SEAL_KEY)  # 175 phase_started notices, among others
     state = dispatch_flow.dispatch_notifications(KEY, return_state=True)
     assert state.is_completed(), state.message
     sent = state.result()["sent"]

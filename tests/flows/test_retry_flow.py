@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from flows.retry_flow import retry_stuck
 from states import sweep
 from states.models import TransitionLog
+from tests.fixtures import SEAL_KEY
 from tests.flows.helpers import KEY, at, campaign_slots_in_use, member_states
 
 pytestmark = pytest.mark.prefect
@@ -18,8 +19,8 @@ MENDED = "M054"  # short of study hours at the study deadline; the demo records 
 
 @pytest.fixture
 def stuck(campaign_db: Engine) -> Engine:
-    sweep.sweep(campaign_db, KEY, at("2024-03-25T00:00:01"))
-    sweep.sweep(campaign_db, KEY, at("2024-05-01T00:00:01"))
+    sweep.sweep(campaign_db, KEY, at("2024-03-25T00:00:01"), seal_key=SEAL_KEY)
+    sweep.sweep(campaign_db, KEY, at("2024-05-01T00:00:01"), seal_key=SEAL_KEY)
     assert member_states(campaign_db)[MENDED] == "study"
     return campaign_db
 

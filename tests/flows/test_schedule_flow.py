@@ -13,6 +13,7 @@ from flows import runtime
 from flows.deadline import phase_deadline
 from flows.schedule import DEPLOYMENT, schedule_deadlines
 from states import sample, sweep
+from tests.fixtures import SEAL_KEY
 from tests.flows.helpers import load_sample, use_database
 
 pytestmark = pytest.mark.prefect
@@ -36,7 +37,7 @@ def test_one_run_per_unfired_deadline_at_its_instant_and_none_twice(prefect_harn
     phase_deadline.to_deployment(name="phase-deadline").apply()
     with runtime.read(planned) as session:
         deadlines = sweep.deadlines(session, KEY)
-    sweep.sweep(planned, KEY, deadlines[0].due_at + dt.timedelta(seconds=1))  # the start has fired: no run for it
+    sweep.sweep(planned, KEY, deadlines[0].due_at + dt.timedelta(seconds=1), seal_key=SEAL_KEY)  # the start has fired: no run for it
     assert schedule_deadlines(KEY, planned) == 5
     assert schedule_deadlines(KEY, planned) == 0
     due = {f"{KEY}:{d.name}": d.due_at for d in deadlines[1:]}

@@ -23,7 +23,7 @@ from states.db import ensure_schema, make_engine
 from states.models import BranchProgress, MemberProgress, Notice, Person, TransitionLog
 from states.roster import import_roster
 from states.sweep import sweep
-from tests.fixtures import KEY, at, load_sample
+from tests.fixtures import KEY, SEAL_KEY, at, load_sample
 
 Notice3 = tuple[str, str, str]  # (event, recipient, key)
 COMMITTEE = "M002"
@@ -137,7 +137,7 @@ class Driver:
 
     def sweep(self, name: str, text: str) -> Step:
         when = at(text)
-        return self.run(name, when, lambda: sweep(self.d.engine, KEY, when))
+        return self.run(name, when, lambda: sweep(self.d.engine, KEY, when, seal_key=SEAL_KEY))
 
     def join(self, name: str, text: str, tmp: Path) -> Step:
         when = at(text)
@@ -151,7 +151,7 @@ class Driver:
         def action() -> None:
             with Session(self.d.engine) as session, session.begin():
                 import_roster(session, read_table(csv), "M002", when)
-                audit.seal(session, when)
+                audit.seal(session, when, SEAL_KEY)
 
         step = self.run(name, when, action)
         self.d.people = people(self.d.engine)
@@ -168,7 +168,7 @@ class Driver:
         def action() -> None:
             with Session(self.d.engine) as session, session.begin():
                 appraisal.import_ballot(session, KEY, read_table(path), secretary, when)
-                audit.seal(session, when)
+                audit.seal(session, when, SEAL_KEY)
 
         return self.run(f"ballot {branch_id}", when, action)
 
@@ -179,7 +179,7 @@ class Driver:
         def action() -> None:
             with Session(self.d.engine) as session, session.begin():
                 appraisal.approve(session, KEY, branch_id, COMMITTEE, when)
-                audit.seal(session, when)
+                audit.seal(session, when, SEAL_KEY)
 
         return self.run(f"approve {branch_id}", when, action)
 

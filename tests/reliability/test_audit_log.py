@@ -1,18 +1,31 @@
-"""The audit log is append-only (no code updates or deletes it) and tamper-evident (`audit --verify` names the first
-broken block after any raw edit, deletion or insertion)."""
+"""The audit log is append-only (no code updates or deletes it; the database's triggers refuse it) and tamper-evident:
+`audit --verify` names the first broken block after any raw edit, deletion or insertion, a re-seal without the key,
+or a tail cut off behind the latest anchor."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
 import sqlite3
+import stat
 from contextlib import closing
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
+from readers import read_table
+from states import anchors, audit
 from states.db import ensure_schema, make_engine
-from tests.fixtures import KEY, load_sample
-from tests.reliability.synth import ROOT, backup, env_for, run_cli
+from states.models import AuditSeal
+from states.plan import load_plan, read_plan
+from states.roster import import_roster
+from states.sample import plan_2024_path, roster_path
+from tests.fixtures import KEY, SEAL_KEY, at, load_sample
+from tests.reliability.synth import ROOT, backup, counts, env_for, run_cli
 
 SOURCES = [p for d in ("states", "readers", "notices", "reports", "cli", "flows", "migrations", "bench") for p in (ROOT / d).rglob("*.py")]
 LOG_NAMES = r"(transition_log|audit_seal|TransitionLog|AuditSeal)"
@@ -71,6 +84,12 @@ def logged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db
 
 
+def _drop_triggers(conn: sqlite3.Connection) -> None:
+    """What someone with the database file does first: the triggers make the log append-only only until then."""
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        conn.execute(f'DROP TRIGGER "{name}"')
+
+
 def _blocks(db: Path) -> list[str]:
     with closing(sqlite3.connect(db)) as conn:
         return [b for (b,) in conn.execute("SELECT block FROM audit_seal ORDER BY id")]
@@ -80,6 +99,9 @@ TAMPERING = {
     "edit an actor": "UPDATE transition_log SET actor = 'M999' WHERE id = (SELECT min(id) FROM transition_log WHERE block = :block)",
     "edit a state": "UPDATE transition_log SET to_state = 'pledge' WHERE id = (SELECT max(id) FROM transition_log WHERE block = :block)",
     "edit a time": "UPDATE transition_log SET at = '2020-01-01 00:00:00.000000' WHERE id = (SELECT min(id) FROM transition_log WHERE block = :block)",
+    "edit a recorded time": "UPDATE transition_log SET recorded_at = '2020-01-01 00:00:00.000000' WHERE id = (SELECT min(id) FROM transition_log WHERE block = :block)",
+    "NULL made ''": "UPDATE transition_log SET flow_run_id = '' WHERE id = (SELECT min(id) FROM transition_log WHERE block = :block)",
+    "a boundary moved": "UPDATE transition_log SET actor = substr(actor, 1, length(actor) - 1), reason = substr(actor, -1) || reason WHERE id = (SELECT min(id) FROM transition_log WHERE block = :block)",
     "delete an entry": "DELETE FROM transition_log WHERE id = (SELECT max(id) FROM transition_log WHERE block = :block)",
     "insert an entry": "INSERT INTO transition_log (campaign_key, member_id, cause, actor, reason, at, block)"
     " VALUES ('sfao-2024', 'M005', 'exempt', 'M001', 'forged', '2024-04-03 00:00:00.000000', :block)",
@@ -97,6 +119,7 @@ def test_tampering_is_detected_at_the_first_broken_block(logged: Path, tmp_path:
     assert len(blocks) >= 5
     block = {"first": blocks[0], "middle": blocks[len(blocks) // 2], "last": blocks[-1]}[where]
     with closing(sqlite3.connect(db)) as conn, conn:
+        _drop_triggers(conn)
         changed = conn.execute(TAMPERING[how], {"block": block}).rowcount
     assert changed == 1
     result = run_cli(["audit", KEY, "--verify"], env_for(db, tmp_path / "outbox"))
@@ -109,9 +132,163 @@ def test_an_unsealed_entry_breaks_the_chain(logged: Path, tmp_path: Path) -> Non
     db = tmp_path / "stray.db"
     backup(logged, db)
     with closing(sqlite3.connect(db)) as conn, conn:
+        _drop_triggers(conn)
         conn.execute(
             "INSERT INTO transition_log (campaign_key, member_id, cause, actor, reason, at, block)"
             " VALUES ('sfao-2024', 'M005', 'exempt', 'M001', 'forged', '2024-04-03 00:00:00.000000', 'stray')"
         )
     result = run_cli(["audit", KEY, "--verify"], env_for(db, tmp_path / "outbox"))
     assert result.code == 1 and "block stray" in result.err
+
+
+def _copy(logged: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A copy of the logged database with an anchor file of its own."""
+    db = tmp_path / "copy.db"
+    backup(logged, db)
+    return db, env_for(db, tmp_path / "outbox", CAMPAIGN_AUDIT_ANCHORS=str(tmp_path / "anchors"))
+
+
+def _session(db: Path) -> Session:
+    return Session(make_engine(f"sqlite:///{db}"))
+
+
+def _anchor(db: Path, file: Path) -> audit.Head:
+    """The service's anchor of the copy's head, as a write command leaves it."""
+    with _session(db) as session:
+        head = audit.head(session)
+    assert head is not None
+    anchors.append(file, anchors.database_label(make_url(f"sqlite:///{db}")), head)
+    return head
+
+
+def _reseal(db: Path, key: bytes | None) -> None:
+    """What someone with the database file (and perhaps a key) does after an edit: every seal recomputed in order,
+    with the old unkeyed digest (`key` None) or keyed under `key`."""
+    with closing(sqlite3.connect(db)) as conn, conn:
+        _drop_triggers(conn)
+    with _session(db) as session, session.begin():
+        previous = audit.GENESIS
+        for seal_id, block, at in session.execute(select(AuditSeal.id, AuditSeal.block, AuditSeal.at).order_by(AuditSeal.id)).all():
+            if key is None:
+                _, digest = audit._legacy_digest(session, block, previous)
+            else:
+                _, digest = audit.block_digest(session, key, block, previous, at)
+            session.execute(
+                text("UPDATE audit_seal SET digest = :d, prev_digest = :p, scheme = :s WHERE id = :i"),
+                {"d": digest, "p": previous, "s": None if key is None else audit.KEYED, "i": seal_id},
+            )
+            previous = digest
+
+
+def test_the_database_itself_refuses_to_rewrite_the_log(logged: Path, tmp_path: Path) -> None:
+    db, env = _copy(logged, tmp_path)
+    before = counts(db)
+    with closing(sqlite3.connect(db)) as conn:
+        for statement in ("UPDATE transition_log SET actor = 'M999'", "DELETE FROM transition_log",
+                          "UPDATE audit_seal SET digest = ''", "DELETE FROM audit_seal"):
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                conn.execute(statement)
+    assert counts(db) == before
+    assert run_cli(["audit", KEY, "--verify"], env).code == 0
+
+
+def test_a_decision_edited_and_resealed_without_the_key_fails(logged: Path, tmp_path: Path) -> None:
+    db, env = _copy(logged, tmp_path)
+    with closing(sqlite3.connect(db)) as conn, conn:
+        _drop_triggers(conn)
+        block = conn.execute("SELECT block FROM transition_log WHERE cause = 'exempt' AND actor = 'M025'").fetchone()[0]
+        conn.execute("UPDATE transition_log SET actor = 'M002' WHERE cause = 'exempt' AND actor = 'M025'")
+    _reseal(db, None)
+    result = run_cli(["audit", KEY, "--verify"], env)
+    assert result.code == 1
+    assert f"block {_blocks(db)[0]}" in result.err and "without a key" in result.err, result.err
+    _reseal(db, b"an attacker's own key of 32 bytes")
+    result = run_cli(["audit", KEY, "--verify"], env)
+    assert result.code == 1 and f"block {_blocks(db)[0]}" in result.err, result.err
+    assert block in _blocks(db)
+
+
+def test_a_tail_cut_off_verifies_alone_but_fails_against_the_anchor(logged: Path, tmp_path: Path) -> None:
+    db, env = _copy(logged, tmp_path)
+    anchor_file = tmp_path / "anchors"
+    head = _anchor(db, anchor_file)
+    assert stat.S_IMODE(anchor_file.stat().st_mode) == 0o600
+    assert run_cli(["audit", KEY, "--verify"], env).code == 0
+    with closing(sqlite3.connect(db)) as conn, conn:
+        _drop_triggers(conn)
+        last = _blocks(db)[-1]
+        conn.execute("DELETE FROM transition_log WHERE block = ?", (last,))
+        conn.execute("DELETE FROM audit_seal WHERE block = ?", (last,))
+    # The chain alone cannot tell a shorter log from a complete one ...
+    alone = run_cli(["audit", KEY, "--verify"], {**env, "CAMPAIGN_AUDIT_ANCHORS": str(tmp_path / "none")})
+    assert alone.code == 0, alone.err
+    # ... the anchor outside the database can: found by default, or given.
+    for args in ([], ["--anchor", str(anchor_file)]):
+        result = run_cli(["audit", KEY, "--verify", *args], env)
+        assert result.code == 1, result.out
+        assert f"anchored seal {head.seal_id} is not on the chain" in result.err, result.err
+    # Writing on after the cut (a new head, anchored) does not hide it: every anchor since the last restore counts.
+    assert run_cli(["refer", KEY, "--member", "M030", "--actor", "M002", "--reason", "case", "--at", "2024-05-02T10:00"], env).code == 0
+    assert len(anchor_file.read_text().splitlines()) == 2
+    result = run_cli(["audit", KEY, "--verify"], env)
+    assert result.code == 1 and f"anchored seal {head.seal_id}" in result.err, result.err
+
+
+def test_a_chain_rewritten_with_the_key_fails_against_an_anchor_kept_elsewhere(logged: Path, tmp_path: Path) -> None:
+    db, env = _copy(logged, tmp_path)
+    elsewhere = tmp_path / "artifact-anchor"
+    head = _anchor(db, elsewhere)
+    with closing(sqlite3.connect(db)) as conn, conn:
+        _drop_triggers(conn)
+        conn.execute("UPDATE transition_log SET actor = 'M002' WHERE cause = 'exempt' AND actor = 'M025'")
+    _reseal(db, SEAL_KEY)  # someone with the server's shell holds the key
+    assert run_cli(["audit", KEY, "--verify"], {**env, "CAMPAIGN_AUDIT_ANCHORS": str(tmp_path / "none")}).code == 0
+    result = run_cli(["audit", KEY, "--verify", "--anchor", str(elsewhere)], env)
+    assert result.code == 1 and f"anchored seal {head.seal_id} has another digest" in result.err, result.err
+
+
+def test_entries_record_the_real_time_they_were_written(logged: Path) -> None:
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    entries = json.loads(run_cli(["audit", KEY, "--json"], env_for(logged, logged.parent / "outbox")).out)
+    assert entries and all(set(e) >= {"at", "recorded_at"} for e in entries)
+    for entry in entries:
+        recorded = dt.datetime.fromisoformat(entry["recorded_at"])
+        assert before < recorded <= dt.datetime.now(dt.UTC), entry  # the clock's, not T's (2024)
+        assert dt.datetime.fromisoformat(entry["at"]).year == 2024
+
+
+def _legacy_sample(folder: Path) -> Path:
+    """A database whose first blocks were sealed before seals were keyed (plain SHA-256, scheme NULL)."""
+    db = folder / "legacy.db"
+    engine = make_engine(f"sqlite:///{db}")
+    ensure_schema(engine)
+    when = at("2024-03-01T09:00")
+    with Session(engine) as session, session.begin():
+        import_roster(session, read_table(roster_path()), "M002", when)
+        load_plan(session, read_plan(plan_2024_path())[0], "M002", when)
+        block = session.info.pop("audit_block")
+        count, digest = audit._legacy_digest(session, block, audit.GENESIS)
+        session.add(AuditSeal(block=block, entries=count, digest=digest, prev_digest=audit.GENESIS, at=when))
+    engine.dispose()
+    return db
+
+
+def test_a_chain_from_before_keyed_seals_is_vouched_for_by_a_keyed_seal(tmp_path: Path) -> None:
+    db = _legacy_sample(tmp_path)
+    env = env_for(db, tmp_path / "outbox", CAMPAIGN_AUDIT_ANCHORS=str(tmp_path / "anchors"))
+    result = run_cli(["audit", KEY, "--verify"], env)
+    assert result.code == 1 and "without a key" in result.err, result.err
+    assert run_cli(["db", "reseal"], env).code == 0
+    assert run_cli(["audit", KEY, "--verify"], env).code == 0
+    assert run_cli(["sweep", KEY, "--at", "2024-03-25T00:00:01"], env).code == 0
+    assert run_cli(["audit", KEY, "--verify"], env).code == 0
+    # The old blocks are vouched for: edit one and re-seal it the old way, and the keyed seal after it breaks.
+    with closing(sqlite3.connect(db)) as conn, conn:
+        _drop_triggers(conn)
+        conn.execute("UPDATE transition_log SET actor = 'M999' WHERE id = 1")
+    first = _blocks(db)[0]
+    with _session(db) as session, session.begin():
+        _, digest = audit._legacy_digest(session, first, audit.GENESIS)
+        session.execute(text("UPDATE audit_seal SET digest = :d WHERE block = :b"), {"d": digest, "b": first})
+    result = run_cli(["audit", KEY, "--verify"], env)
+    assert result.code == 1 and f"block {_blocks(db)[1]}" in result.err, result.err

@@ -18,6 +18,7 @@ from reports.report import write_report
 from states.models import TransitionLog
 from states.settings import load_settings
 from states.sweep import sweep
+from tests.fixtures import SEAL_KEY
 from tests.reports.campaign import BALLOT_BRANCH, IN_PUBLICITY, KEY, Built, build
 
 VOTER_WORDS = ("voter", "voted_by", "cast_by", "ballot_by", "choice", "vote_of")
@@ -34,7 +35,7 @@ def balloted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Built, Path, Pat
     tmp = tmp_path_factory.mktemp("ballot")
     built = build(tmp)
     later = IN_PUBLICITY + dt.timedelta(days=6)
-    sweep(built.engine, KEY, later)  # publicity ends: rating_final notices
+    sweep(built.engine, KEY, later, seal_key=SEAL_KEY)  # publicity ends: rating_final notices
     outbox = tmp / "outbox"
     dispatch(built.engine, load_settings(outbox_dir=outbox), "file", at=later)
     with Session(built.engine) as session:

@@ -21,6 +21,7 @@ from states import appraisal, audit, operations, records, roster, sample
 from states.db import ensure_schema, make_engine
 from states.plan import load_plan, read_plan
 from states.sweep import sweep
+from tests.fixtures import SEAL_KEY
 
 KEY = "sfao-2024"
 TZ = ZoneInfo("Asia/Shanghai")
@@ -88,7 +89,7 @@ def _write(engine: Engine, at: dt.datetime) -> Iterator[Session]:
     """One transaction, sealed in the audit chain as the CLI seals its own."""
     with Session(engine, expire_on_commit=False) as session, session.begin():
         yield session
-        audit.seal(session, at)
+        audit.seal(session, at, SEAL_KEY)
 
 
 def build(tmp: Path) -> Built:
@@ -105,7 +106,7 @@ def build(tmp: Path) -> Built:
         loaded, _digest = read_plan(sample.plan_2024_path())
         load_plan(session, loaded, "test", LOADED)
         records.import_records(session, read_table(tmp / "records.csv"), "test", LOADED)
-    sweep(engine, KEY, STUDY_DEADLINE_PASSED)
+    sweep(engine, KEY, STUDY_DEADLINE_PASSED, seal_key=SEAL_KEY)
     with _write(engine, STUDY_DEADLINE_PASSED) as session:
         operations.exempt(session, KEY, EXEMPTED, COMMITTEE_SECRETARY, HOSTILE_REASON, STUDY_DEADLINE_PASSED)
 
@@ -123,7 +124,7 @@ def build(tmp: Path) -> Built:
             event.remove(engine, "before_cursor_execute", spy)
 
     study_pages = report(STUDY_DEADLINE_PASSED, tmp / "study")
-    sweep(engine, KEY, BALLOT_AT)
+    sweep(engine, KEY, BALLOT_AT, seal_key=SEAL_KEY)
     with _write(engine, BALLOT_AT) as session:
         appraisal.import_ballot(session, KEY, read_table(tmp / "ballot.csv"), "test", BALLOT_AT)
         appraisal.approve(session, KEY, BALLOT_BRANCH, COMMITTEE_SECRETARY, BALLOT_AT)

@@ -19,7 +19,7 @@ from states.models import Appraisal
 from states.sample import roster_path
 from states.status import member_view
 from states.sweep import finalize_ratings, sweep
-from tests.fixtures import KEY, at, load_sample
+from tests.fixtures import KEY, SEAL_KEY, at, load_sample
 
 B09 = [r["member_id"] for r in csv.DictReader(roster_path().open(encoding="utf-8")) if r["branch_id"] == "B09"]
 
@@ -33,8 +33,8 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     ensure_schema(engine)
     load_sample(engine)
-    sweep(engine, KEY, at("2024-08-01T00:00:01"))
-    sweep(engine, KEY, at("2024-08-08T00:00:01"))  # after the written applications
+    sweep(engine, KEY, at("2024-08-01T00:00:01"), seal_key=SEAL_KEY)
+    sweep(engine, KEY, at("2024-08-08T00:00:01"), seal_key=SEAL_KEY)  # after the written applications
     engine.dispose()
     return path
 
@@ -163,7 +163,7 @@ def test_a_pending_objection_keeps_a_rating_from_being_final_past_its_days(db: E
 
 
 def test_withdrawal_needs_confirmation_and_approval(db: Engine) -> None:
-    sweep(db, KEY, at("2024-08-16T00:00:01"))
+    sweep(db, KEY, at("2024-08-16T00:00:01"), seal_key=SEAL_KEY)
     with Session(db, expire_on_commit=False) as s, s.begin():
         assert member_view(s, KEY, "M063", at("2024-08-16T09:00"))["state"] == "withdrawal_pending"
         with pytest.raises(Refused):

@@ -23,7 +23,7 @@ from states.plan import load_plan, read_plan
 from states.records import import_records
 from states.roster import import_roster
 from states.sweep import plan_sweep, run_unit, sweep
-from tests.fixtures import _postgres_database
+from tests.fixtures import SEAL_KEY, _postgres_database
 
 pytestmark = pytest.mark.postgres
 
@@ -44,8 +44,8 @@ def campaign(tmp_path: Path) -> Iterator[tuple[Engine, str]]:
             load_plan(session, plan, "bench", _at(AT_LOAD))
             import_roster(session, read_table(tmp_path / "roster.csv"), "bench", _at(AT_LOAD))
             import_records(session, read_table(tmp_path / "records.csv"), "bench", _at(AT_LOAD))
-            audit.seal(session, _at(AT_LOAD))
-        sweep(engine, KEY, _at(AT_START), branches_per_chunk=PER_CHUNK)
+            audit.seal(session, _at(AT_LOAD), SEAL_KEY)
+        sweep(engine, KEY, _at(AT_START), seal_key=SEAL_KEY, branches_per_chunk=PER_CHUNK)
         try:
             yield engine, url
         finally:
@@ -82,7 +82,7 @@ def _finish(engine: Engine) -> None:
         for unit in units:
             with session.begin():
                 run_unit(session, plan, unit, cause)  # type: ignore[arg-type]
-                audit.seal(session, _at(AT_STUDY))
+                audit.seal(session, _at(AT_STUDY), SEAL_KEY)
 
 
 def _check(engine: Engine, chunks: int) -> None:
@@ -120,7 +120,7 @@ def _check(engine: Engine, chunks: int) -> None:
             .group_by(TransitionLog.branch_id)
         ).all()
         assert len(branch_moves) == MEMBERS // 50 and max(n for _b, n in branch_moves) == 1
-        assert audit.verify(session)[1] is None
+        assert audit.verify(session, SEAL_KEY)[1] is None
 
 
 def test_workers_claiming_chunks_with_skip_locked(campaign: tuple[Engine, str]) -> None:

@@ -13,7 +13,7 @@ from states.models import FiredDeadline, MemberProgress, Notice, TransitionLog
 from states.operations import retry
 from states.status import member_view, summary
 from states.sweep import sweep
-from tests.fixtures import KEY, at
+from tests.fixtures import KEY, SEAL_KEY, at
 
 
 def counts(engine: Engine) -> Counter:
@@ -27,11 +27,11 @@ def log_rows(engine: Engine) -> int:
 
 
 def test_study_phase_end_to_end(sample: Engine) -> None:
-    start = sweep(sample, KEY, at("2024-03-25T00:00:01"))
+    start = sweep(sample, KEY, at("2024-03-25T00:00:01"), seal_key=SEAL_KEY)
     assert start.fired == ["start"] and start.advanced_members == 175 and start.advanced_branches == 9
-    early = sweep(sample, KEY, at("2024-04-30T23:59:59"))
+    early = sweep(sample, KEY, at("2024-04-30T23:59:59"), seal_key=SEAL_KEY)
     assert early.fired == [] and early.advanced_members == 0
-    fired = sweep(sample, KEY, at("2024-05-01T00:00:01"))
+    fired = sweep(sample, KEY, at("2024-05-01T00:00:01"), seal_key=SEAL_KEY)
     assert fired.fired == ["study"]
     # the sample's shortfalls: 8 short of hours, 3 failed checks, and branch B08 (14 members) held its discussion late
     assert fired.stuck_branches == 1 and fired.stuck_members == 8 + 3 + 14
@@ -39,22 +39,22 @@ def test_study_phase_end_to_end(sample: Engine) -> None:
     with Session(sample) as s:
         view = member_view(s, KEY, "M054", at("2024-05-01T00:00:01"))
     assert view["stuck"] and view["unmet"] == [{"condition": "study_hours", "have": 46, "need": 50}]
-    again = sweep(sample, KEY, at("2024-05-01T00:00:01"))
+    again = sweep(sample, KEY, at("2024-05-01T00:00:01"), seal_key=SEAL_KEY)
     assert again.fired == [] and again.advanced_members == 0 and again.advanced_branches == 0
     before = log_rows(sample)
     # the late mends are dated after the deadline: a stuck pass a few days on moves them
-    mended = sweep(sample, KEY, at("2024-05-06T00:05"))
+    mended = sweep(sample, KEY, at("2024-05-06T00:05"), seal_key=SEAL_KEY)
     assert mended.advanced_members == 25 and mended.advanced_branches == 1 and mended.stuck_members == 0
     assert log_rows(sample) == before + 25
     with Session(sample) as s:
-        assert audit.verify(s)[1] is None
+        assert audit.verify(s, SEAL_KEY)[1] is None
 
 
 def test_catch_up_decides_as_the_deadlines_would_have(sample: Engine) -> None:
     """One late sweep fires start and study in order, counting study evidence only up to 04-30, then the stuck pass."""
-    dry = sweep(sample, KEY, at("2024-05-03T12:00"), dry_run=True)
+    dry = sweep(sample, KEY, at("2024-05-03T12:00"), seal_key=SEAL_KEY, dry_run=True)
     assert counts(sample) == Counter({"enrolled": 175})  # a dry run changes nothing
-    late = sweep(sample, KEY, at("2024-05-03T12:00"))
+    late = sweep(sample, KEY, at("2024-05-03T12:00"), seal_key=SEAL_KEY)
     assert late.fired == dry.fired == ["start", "study"]
     assert late.as_json() == dry.as_json()
     with Session(sample) as s:
@@ -69,9 +69,9 @@ def test_catch_up_decides_as_the_deadlines_would_have(sample: Engine) -> None:
 
 def test_notices_are_queued_once_however_often_sweeps_run(sample: Engine) -> None:
     for _ in range(2):
-        sweep(sample, KEY, at("2024-03-25T00:00:01"))
-        sweep(sample, KEY, at("2024-04-24T00:10"))  # the 7-days-before reminder
-        sweep(sample, KEY, at("2024-05-01T00:00:01"))
+        sweep(sample, KEY, at("2024-03-25T00:00:01"), seal_key=SEAL_KEY)
+        sweep(sample, KEY, at("2024-04-24T00:10"), seal_key=SEAL_KEY)  # the 7-days-before reminder
+        sweep(sample, KEY, at("2024-05-01T00:00:01"), seal_key=SEAL_KEY)
     with Session(sample) as s:
         by_event = dict(s.execute(select(Notice.event, func.count()).group_by(Notice.event)).all())
         keys = s.scalar(select(func.count(func.distinct(Notice.key))))
@@ -83,11 +83,11 @@ def test_notices_are_queued_once_however_often_sweeps_run(sample: Engine) -> Non
 
 
 def test_retry_moves_a_mended_member_and_refuses_the_rest(sample: Engine) -> None:
-    sweep(sample, KEY, at("2024-05-01T00:00:01"))
+    sweep(sample, KEY, at("2024-05-01T00:00:01"), seal_key=SEAL_KEY)
     when = at("2024-05-06T09:00")
     with Session(sample) as s, s.begin():
         result = retry(s, KEY, "M048", "hours mended", when, members=["M054"])
-        audit.seal(s, when)
+        audit.seal(s, when, SEAL_KEY)
     assert result.advanced == {"M054": ["study", "analysis"]}
     with Session(sample) as s:
         assert summary(s, KEY, when)["members"]["study"] == 24
@@ -96,7 +96,7 @@ def test_retry_moves_a_mended_member_and_refuses_the_rest(sample: Engine) -> Non
 def _sweep_in_process(url: str, when: str) -> dict:
     from states.db import make_engine
 
-    return sweep(make_engine(url), KEY, at(when)).as_json()
+    return sweep(make_engine(url), KEY, at(when), seal_key=SEAL_KEY).as_json()
 
 
 def test_two_sweeps_at_once_change_everything_exactly_once(sample: Engine) -> None:
@@ -119,7 +119,7 @@ def test_two_sweeps_at_once_change_everything_exactly_once(sample: Engine) -> No
 
 
 def test_the_daily_digest_names_the_lagging_branches_with_their_stuck_members(sample: Engine) -> None:
-    sweep(sample, KEY, at("2024-05-01T00:00:01"))
+    sweep(sample, KEY, at("2024-05-01T00:00:01"), seal_key=SEAL_KEY)
     with Session(sample) as s:
         digest = s.scalars(select(Notice).where(Notice.key == f"M003:daily_digest:{KEY}:{KEY}:2024-05-01")).one()
     lagging = digest.context["lagging"]
