@@ -15,6 +15,7 @@ from reports.report import write_report
 from states import appraisal, labels
 from states.status import summary
 from states.sweep import sweep
+from tests.fixtures import SEAL_KEY
 from tests.reports.campaign import (
     BALLOT_BRANCH,
     COMMITTEE_SECRETARY,
@@ -44,7 +45,7 @@ def _rated(built: Built) -> list[str]:
 @pytest.fixture(scope="module")
 def moved_on(built: Built) -> Built:
     """The campaign after both snapshots: publicity over, ratings final, the pledge phase begun, an excellent member."""
-    sweep(built.engine, KEY, PUBLICITY_OVER)
+    sweep(built.engine, KEY, PUBLICITY_OVER, seal_key=SEAL_KEY)
     with Session(built.engine) as session:
         finals = [m for m in _rated(built) if (a := session.get(appraisal.Appraisal, (KEY, m))) and a.final_at]
     assert finals
