@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -138,13 +137,6 @@ def emit(data: Any, as_json: bool, human: Callable[[Any], str]) -> None:
         click.echo(json.dumps(data, ensure_ascii=False, indent=None, default=str))
     else:
         click.echo(human(data))
-
-
-def default_actor() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name in some containers
-        return "unknown"
 
 
 at_option = click.option("--at", "at_text", metavar="T", help="ISO 8601 time (default now; no offset = campaign's timezone)")

@@ -12,7 +12,6 @@ from cli.app import (
     appraisal_ops,
     at_option,
     cli,
-    default_actor,
     pass_app,
     request_approval,
     schedule_runs,
@@ -53,13 +52,13 @@ def roster() -> None:
 
 @roster.command("import")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--actor", default=None, help="who imports (default: the login name)")
+@click.option("--actor", required=True, help="who imports: the committee secretary or the party group")
 @at_option
 @sheet_option
 @dry_run_option
 @pass_app
 def roster_import(
-    app: App, file: Path, actor: str | None, at_text: str | None, sheet: str | None, dry_run: bool
+    app: App, file: Path, actor: str, at_text: str | None, sheet: str | None, dry_run: bool
 ) -> None:
     """Add or update units, branches and members (never deletes)."""
     from states.roster import import_roster
@@ -67,7 +66,7 @@ def roster_import(
     source = read_import(file, sheet, "roster")
     at = app.at(at_text)
     with app.write(at, dry_run) as session, where(source, "roster"):
-        result = import_roster(session, source, actor or default_actor(), at)
+        result = import_roster(session, source, actor, at)
     if result.unchanged:
         click.echo(f"{file}: already imported, nothing changed")
     else:
@@ -86,18 +85,18 @@ def plan() -> None:
 
 @plan.command("load")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--actor", default=None)
+@click.option("--actor", required=True, help="who loads it: the committee secretary or the party group")
 @at_option
 @dry_run_option
 @pass_app
-def plan_load(app: App, file: Path, actor: str | None, at_text: str | None, dry_run: bool) -> None:
+def plan_load(app: App, file: Path, actor: str, at_text: str | None, dry_run: bool) -> None:
     """Create or update a campaign from a plan; prints its key."""
     from states.plan import load_plan, read_plan
 
     parsed, _digest = read_plan(file)
     at = parse_instant(at_text, parsed.timezone, simulation=app.settings.simulation)
     with app.write(at, dry_run) as session:
-        load_plan(session, parsed, actor or default_actor(), at)
+        load_plan(session, parsed, actor, at)
     click.echo(parsed.key)
     if dry_run:
         click.echo(DRY_RUN_NOTE)
@@ -112,13 +111,13 @@ def record() -> None:
 
 @record.command("import")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--actor", default=None)
+@click.option("--actor", required=True, help="who imports: the secretary of every row's branch, or a leader")
 @at_option
 @sheet_option
 @dry_run_option
 @pass_app
 def record_import(
-    app: App, file: Path, actor: str | None, at_text: str | None, sheet: str | None, dry_run: bool
+    app: App, file: Path, actor: str, at_text: str | None, sheet: str | None, dry_run: bool
 ) -> None:
     """Add evidence (atomic: one bad row rejects the whole file)."""
     from states.records import import_records
@@ -126,7 +125,7 @@ def record_import(
     source = read_import(file, sheet, "records")
     at = app.at(at_text)
     with app.write(at, dry_run) as session, where(source, "records"):
-        result = import_records(session, source, actor or default_actor(), at)
+        result = import_records(session, source, actor, at)
     if result.unchanged:
         click.echo(f"{file}: already imported, nothing changed")
     else:
@@ -143,19 +142,19 @@ def ballot() -> None:
 @ballot.command("import")
 @click.argument("campaign")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--actor", default=None)
+@click.option("--actor", required=True, help="who records it: the branch's secretary or a leader")
 @at_option
 @sheet_option
 @dry_run_option
 @pass_app
 def ballot_import(
-    app: App, campaign: str, file: Path, actor: str | None, at_text: str | None, sheet: str | None, dry_run: bool
+    app: App, campaign: str, file: Path, actor: str, at_text: str | None, sheet: str | None, dry_run: bool
 ) -> None:
     """Record one branch member meeting's ballot; without quorum it is refused."""
     source = read_import(file, sheet, "ballot")
     at = app.at(at_text, campaign)
     with app.write(at, dry_run) as session, where(source, "ballot"):
-        result = appraisal_ops().import_ballot(session, campaign, source, actor or default_actor(), at)
+        result = appraisal_ops().import_ballot(session, campaign, source, actor, at)
     if result.unchanged:
         click.echo(f"{file}: already recorded, nothing changed")
         return

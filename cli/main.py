@@ -23,7 +23,8 @@ def main() -> None:
         click.echo("aborted", err=True)
         sys.exit(1)
     except click.ClickException as exc:
-        exc.show()
+        # click's own usage text spans lines; the contract's reason is one line
+        click.echo(f"campaign: {' '.join(exc.format_message().split())}", err=True)
         sys.exit(2)
     except OperationalError as exc:
         click.echo(f"campaign: the database refused: {str(exc.orig).splitlines()[0]}", err=True)

@@ -31,7 +31,7 @@ DEMO_DIR = ROOT / "var" / "demo"
 KEY = "sfao-2024"
 TICK = dt.time(0, 5)  # the daily tick's time of day
 EXCELLENT_PER_BRANCH = 2
-COMMITTEE = "M002"  # committee secretary: approves
+COMMITTEE = "M002"  # the sample's committee secretary (states.sample.SECRETARY): imports the sample, approves
 SECRETARY = "M001"  # party-group secretary: selects excellent members
 
 
@@ -119,8 +119,8 @@ def _setup(demo: Path) -> tuple[Any, dict[str, Any], list[dict[str, str]], dict[
     raw = yaml.safe_load(sample.plan_2024_path().read_text(encoding="utf-8"))
     loaded = dt.datetime(2024, 3, 20, 1, 0, tzinfo=dt.UTC)
     with runtime.write(db, loaded) as session:
-        import_roster(session, read_table(sample.roster_path()), "demo", loaded)
-        load_plan(session, plan, "demo", loaded)
+        import_roster(session, read_table(sample.roster_path()), COMMITTEE, loaded)
+        load_plan(session, plan, COMMITTEE, loaded)
     records = sample.demo_records(raw, sample.roster_path())
     ballots = sample.demo_ballots(raw, sample.roster_path())
     (demo / "inputs").mkdir(parents=True, exist_ok=True)
@@ -154,7 +154,7 @@ def run_demo(demo_dir: str) -> str:
     def import_day(day: str, rows: list[dict[str, str]], at: dt.datetime) -> int:
         path = sample.write_csv(demo / "inputs" / f"records-{day}.csv", rows, sample.RECORD_FIELDS)
         with runtime.write(db, at) as session:
-            return import_records(session, read_table(path), "demo", at).added
+            return import_records(session, read_table(path), COMMITTEE, at).added
 
     @task(name="import-ballot", cache_policy=NONE, task_run_name="ballot {branch_id}")
     def import_ballot(branch_id: str, rows: list[dict[str, str]], at: dt.datetime) -> dict[str, Any]:
@@ -163,7 +163,7 @@ def run_demo(demo_dir: str) -> str:
             secretary = session.scalar(
                 select(Person.member_id).where(Person.branch_id == branch_id, Person.role == "branch_secretary")
             )
-            result = appraisal.import_ballot(session, KEY, read_table(path), secretary or "demo", at)
+            result = appraisal.import_ballot(session, KEY, read_table(path), secretary or COMMITTEE, at)
         return {"meeting_id": result.meeting_id, "ratings": result.ratings, "void": result.void}
 
     @task(name="approve", cache_policy=NONE, task_run_name="approve {branch_id}")

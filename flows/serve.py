@@ -183,8 +183,8 @@ def seed_if_empty(today: dt.date | None = None) -> str | None:
     )
     plan, _digest = read_plan(plan_file)
     with runtime.write(db, now) as session:
-        import_roster(session, read_table(sample.roster_path()), "make-run", now)
-        load_plan(session, plan, "make-run", now)
+        import_roster(session, read_table(sample.roster_path()), sample.SECRETARY, now)
+        load_plan(session, plan, sample.SECRETARY, now)
     return plan.key
 
 

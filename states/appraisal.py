@@ -1,6 +1,7 @@
 """The appraisal: secret-ballot tallies, the upper committee's approval, publicity, objections, excellence, withdrawal.
 
-Only tallies are stored — never who voted how: no table has a voter column, and nothing logs a vote.
+Only each member's outcome is stored — never who voted how, nor the counts: no table has a voter or a count column,
+and nothing logs a vote.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from states.models import (
     MemberProgress,
     Person,
 )
-from states.operations import member_of, step_member
+from states.operations import member_of, not_before, step_member
 from states.roster import participants
 from states.source import Source, check_id, number, rows
 
@@ -77,7 +78,9 @@ class BallotResult:
 
 
 def import_ballot(session: Session, key: str, source: Source, actor: str, at: dt.datetime) -> BallotResult:
-    """Record one branch member meeting's ballot; refused whole without quorum or on any impossible figure."""
+    """Record one branch member meeting's ballot; refused whole without quorum or on any impossible figure.
+    An act with authority: the secretary of the meeting's branch or a leader."""
+    authority.may_change(session, actor)
     campaign = session.get(Campaign, key)
     if campaign is None:
         raise NotFound(f"unknown campaign {key!r}")
@@ -128,6 +131,7 @@ def import_ballot(session: Session, key: str, source: Source, actor: str, at: dt
     branch_id = meeting["branch_id"]
     if session.get(Branch, branch_id) is None:
         raise MalformedFile(source.path, 2, "branch_id", f"unknown branch {branch_id!r}")
+    authority.over_branch(session, actor, branch_id)
     size = participants(session, branch_id)
     if meeting["entitled"] > size:
         raise MalformedFile(source.path, 2, "entitled", f"{meeting['entitled']} entitled, but the branch has {size} participants")
@@ -159,6 +163,10 @@ def import_ballot(session: Session, key: str, source: Source, actor: str, at: dt
             raise Refused(f"{source.path}, line {line}: {member_id} has no written application (书面申请) to rate")
         if member_id in final:
             raise Refused(f"{source.path}, line {line}: {member_id}'s rating is already final")
+        not_before(at, progress.state_since, f"{member_id}'s entry into consolidation")
+        current = session.get(Appraisal, (key, member_id))
+        if current is not None:
+            not_before(at, current.approved_at or current.rated_at, f"{member_id}'s current rating")
     recorded = BallotMeeting(
         campaign_key=key, branch_id=branch_id, date=meeting["date"], entitled=meeting["entitled"],
         present=meeting["present"], recorded_at=at,
@@ -168,10 +176,7 @@ def import_ballot(session: Session, key: str, source: Source, actor: str, at: dt
     result = BallotResult(meeting_id=recorded.id, branch_id=branch_id)
     for member_id, (q, b, u, _line) in tallies.items():
         rating = standing_rating(q, b, u)
-        session.add(
-            BallotTally(meeting_id=recorded.id, member_id=member_id, qualified=q, basically_qualified=b,
-                        unqualified=u, outcome=rating or "void")
-        )
+        session.add(BallotTally(meeting_id=recorded.id, member_id=member_id, outcome=rating or "void"))
         if rating is None:
             result.void.append(member_id)
         else:
@@ -256,6 +261,10 @@ def approve(
     if reject and not reason.strip():
         raise Refused("a rejection needs a --reason (the branch reviews again)")
     ratings, withdrawals = pending_approval(session, key, branch_id)
+    for appraisal in ratings:
+        not_before(at, appraisal.rated_at, f"the ballot rating {appraisal.member_id}")
+    for appraisal in withdrawals:
+        not_before(at, appraisal.withdrawal_confirmed_at, f"the confirmation of {appraisal.member_id}'s withdrawal")
     result = ApprovalResult()
     note = f"{reason} (via {source})" if reason else f"via {source}"
     for appraisal in ratings:
@@ -373,11 +382,12 @@ def object_to(session: Session, key: str, member_id: str, actor: str, reason: st
     appraisal = session.get(Appraisal, (key, member_id))
     if appraisal is None or appraisal.approved_at is None or member_id in final_ratings(session, key, [member_id], at):
         raise Refused(f"{member_id}'s rating is not in publicity")
+    not_before(at, appraisal.approved_at, f"the approval of {member_id}'s rating (publicity starts there)")
     if appraisal.publicity_ends_at is not None and as_utc(appraisal.publicity_ends_at) <= at:
         raise Refused(f"{member_id}'s publicity ended at {as_utc(appraisal.publicity_ends_at).isoformat()}")
     if appraisal.objection_pending:
         raise Refused(f"an objection to {member_id}'s rating is already pending")
-    appraisal.objection_pending = True
+    appraisal.objection_pending, appraisal.objected_at = True, at
     audit.log(
         session, campaign_key=key, member_id=member_id, branch_id=person.branch_id, from_state=progress.state,
         to_state=progress.state, cause="objection", actor=actor, reason=reason, at=at,
@@ -393,6 +403,7 @@ def resolve(
     appraisal = session.get(Appraisal, (key, member_id))
     if appraisal is None or not appraisal.objection_pending:
         raise Refused(f"no objection to {member_id}'s rating is pending")
+    not_before(at, appraisal.objected_at, f"the objection to {member_id}'s rating")
     appraisal.objection_pending = False
     if upheld:
         appraisal.rating = appraisal.meeting_id = appraisal.rated_at = None
@@ -415,6 +426,7 @@ def withdrawal(
     authority.over_member(session, actor, person)
     if progress.state != "withdrawal_pending":
         raise Refused(f"{member_id} has no pending withdrawal (it is in {progress.state})")
+    not_before(at, progress.state_since, f"{member_id}'s withdrawal becoming pending")
     if confirm:
         appraisal = _appraisal(session, key, member_id)
         if appraisal.withdrawal_confirmed_at is not None:

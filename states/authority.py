@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from states.errors import NotFound, Unauthorized
@@ -50,3 +53,55 @@ def leader(session: Session, actor: str, action: str) -> Person:
     if person.role not in LEADERS:
         raise Unauthorized(f"only the upper committee may {action}; {actor} is {person.role}")
     return person
+
+
+# -- imports are acts too --------------------------------------------------------------------------------------------
+
+
+def importer(session: Session, actor: str, what: str) -> Person:
+    """A roster import or a plan load: the committee secretary or the party group, as the roster stands now."""
+    person = may_change(session, actor)
+    if person.role not in LEADERS:
+        raise Unauthorized(
+            f"only the committee secretary or the party group may {what}; {actor} is {person.role}"
+        )
+    return person
+
+
+def roster_is_empty(session: Session) -> bool:
+    return session.scalar(select(Person.member_id).limit(1)) is None
+
+
+def first_roster(actor: str, role_in_file: str | None) -> None:
+    """The first roster of an empty database: imported by someone it names as one of the leaders (nobody else can
+    be checked against a roster that does not exist yet)."""
+    if role_in_file is None:
+        raise Unauthorized(
+            f"the first roster must be imported by a person it names as committee secretary or party group; "
+            f"it does not name {actor}"
+        )
+    if role_in_file not in LEADERS:
+        raise Unauthorized(
+            f"the first roster must be imported by a person it names as committee secretary or party group; "
+            f"it names {actor} as {role_in_file}"
+        )
+
+
+def evidence_importer(session: Session, actor: str) -> Person:
+    """Records: a leader, or a branch secretary (each row's branch is checked once the file is staged)."""
+    person = may_change(session, actor)
+    if person.role in LEADERS or (person.role == "branch_secretary" and person.branch_id):
+        return person
+    raise Unauthorized(
+        f"{actor} ({person.role}) may not import records: the secretary of each row's branch or a leader may"
+    )
+
+
+def foreign_rows(person: Person, branch_of_row: Select[Any]) -> Select[Any] | None:
+    """For a branch secretary, the query for rows (line, branch) of other branches than theirs; a leader has none.
+
+    `branch_of_row` selects (line, branch_id) from the staged file; the caller takes its first row."""
+    if person.role in LEADERS:
+        return None
+    line, branch = branch_of_row.selected_columns
+    return branch_of_row.where(branch != person.branch_id).order_by(line).limit(1)

@@ -199,14 +199,12 @@ class BallotMeeting(Base):
 
 
 class BallotTally(Base):
-    """The counts for one member at one meeting; the outcome is the rating that stands, or 'void'."""
+    """One member's outcome at one meeting: the rating that stands, or 'void'. The counts behind it are read, checked
+    and dropped: in a branch of two or three present they would tell how each voter voted, and no rule needs them."""
 
     __tablename__ = "ballot_tally"
     meeting_id: Mapped[int] = mapped_column(ForeignKey("ballot_meeting.id"), primary_key=True)
     member_id: Mapped[str] = mapped_column(ForeignKey("person.member_id"), primary_key=True)
-    qualified: Mapped[int]
-    basically_qualified: Mapped[int]
-    unqualified: Mapped[int]
     outcome: Mapped[str] = mapped_column(String(32))
 
 
@@ -223,6 +221,8 @@ class Appraisal(Base):
     approved_by: Mapped[str | None] = mapped_column(Id)
     publicity_ends_at: Mapped[dt.datetime | None]
     objection_pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    objected_at: Mapped[dt.datetime | None]
+    """When the pending objection was raised: its resolution cannot predate it."""
     final_at: Mapped[dt.datetime | None]
     excellent: Mapped[bool] = mapped_column(Boolean, default=False)
     withdrawal_confirmed_at: Mapped[dt.datetime | None]

@@ -6,12 +6,13 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from states import audit, authority
 from states import branch as branch_machine
 from states import member as member_machine
+from states.clock import as_utc
 from states.db import changed
 from states.engine import Cause, move_branches, move_members
 from states.errors import ConditionsUnmet, NotFound, Refused, Unauthorized
@@ -20,6 +21,15 @@ from states.machine import PHASES, Subject
 from states.models import BranchProgress, MemberProgress, Person
 from states.status import member_view, passed_phases
 from states.sweep import _enter_phase_notices, fired, invite_to_oath
+
+
+def not_before(at: dt.datetime, grounds: dt.datetime | None, what: str) -> None:
+    """A decision cannot predate what it decides on (an approval its ballot, a resolution its objection, an action
+    the subject's last change): refused with one line, in simulated time as in real time."""
+    if grounds is not None and as_utc(at) < as_utc(grounds):
+        raise Refused(
+            f"a decision at {as_utc(at).isoformat()} cannot predate {what} at {as_utc(grounds).isoformat()}"
+        )
 
 
 def member_of(session: Session, key: str, member_id: str) -> tuple[Person, MemberProgress]:
@@ -43,6 +53,7 @@ def step_member(
 ) -> str:
     """Fire one trigger on one member through the Machine; compare-and-set the row; log it. Returns the new state."""
     _person, progress = member_of(session, key, member_id)
+    not_before(at, progress.state_since, f"{member_id}'s last change ({progress.state})")
     subject = Subject(progress.state, results or {}, prior=progress.prior_state)
     before, version = progress.state, progress.version
     if not member_machine.machine().fire(subject, trigger):
@@ -167,7 +178,24 @@ def retry(
     for member_id in members or []:
         target, progress = member_of(session, key, member_id)
         authority.over_member(session, actor, target)
+        not_before(at, progress.state_since, f"{member_id}'s last change ({progress.state})")
         before[member_id] = progress.state
+    if branches:
+        # One aggregate over the scope: a retry at T cannot move anyone whose last change is later than T.
+        latest = max(
+            (
+                t for t in (
+                    session.scalar(select(func.max(BranchProgress.state_since)).where(
+                        BranchProgress.campaign_key == key, BranchProgress.branch_id.in_(branches))),
+                    session.scalar(select(func.max(MemberProgress.state_since)).where(
+                        MemberProgress.campaign_key == key,
+                        MemberProgress.member_id.in_(select(Person.member_id).where(Person.branch_id.in_(branches))))),
+                ) if t is not None
+            ),
+            key=as_utc,
+            default=None,
+        )
+        not_before(at, latest, "the last change in the branches it covers")
     cause = Cause("retry", actor, reason, flow_run_id)
     if members:
         result.moved_members, _ = advance_scope(session, key, at, cause, members, None)
@@ -206,4 +234,4 @@ def retry(
     return result
 
 
-__all__ = ["exempt", "refer", "resume", "retry", "step_member", "member_of"]
+__all__ = ["exempt", "refer", "resume", "retry", "step_member", "member_of", "not_before"]

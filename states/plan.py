@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from states import audit
+from states import audit, authority
 from states.clock import as_utc, day_start, deadline_of, zone
 from states.errors import CampaignError, MalformedFile, Refused
 from states.machine import PHASES
@@ -222,7 +222,9 @@ def _refuse_fired(session: Session, campaign: Campaign, phases: dict[str, Phase]
 
 def load_plan(session: Session, plan: Plan, actor: str, at: dt.datetime) -> Campaign:
     """Create or update the campaign; deadlines not yet fired may move, a phase whose deadline has fired may not
-    change (Refused, naming it); each change is one log entry; participants get their progress rows."""
+    change (Refused, naming it); each change is one log entry; participants get their progress rows.
+    An act with authority: the committee secretary or the party group only."""
+    authority.importer(session, actor, "load a plan")
     fraction = plan.thresholds.excellent_max_fraction
     values = {
         "title": plan.title,

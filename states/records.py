@@ -25,10 +25,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from states import audit
+from states import audit, authority
 from states.clock import parse_date
 from states.db import changed
-from states.errors import MalformedFile
+from states.errors import MalformedFile, Unauthorized
 from states.labels import KIND_CODES, KIND_LABELS, VALUE_LABELS
 from states.models import Branch, BranchHistory, Evidence, ImportRecord, Person
 from states.roster import stage as staging_table
@@ -244,6 +244,7 @@ def _first_misfit(session: Session, source: Source, stage: Table, deferred: list
 def import_records(session: Session, source: Source, actor: str, at: dt.datetime) -> RecordsResult:
     """Stream the file into a staging table (COPY on PostgreSQL), check it set-wise, then one INSERT … SELECT;
     a known ref whose row changed is corrected in place. The caller's transaction makes it all or nothing."""
+    importer = authority.evidence_importer(session, actor)
     result = RecordsResult()
     if session.scalar(
         select(ImportRecord.id).where(ImportRecord.kind == "records", ImportRecord.sha256 == source.sha256)
@@ -271,6 +272,12 @@ def import_records(session: Session, source: Source, actor: str, at: dt.datetime
         session.connection().exec_driver_sql(f"ANALYZE {STAGE}")
     _first_misfit(session, source, stage, deferred)
     s = stage.c
+    foreign = authority.foreign_rows(importer, select(s.line, s.branch_id))
+    if foreign is not None and (row := session.execute(foreign).first()) is not None:
+        raise Unauthorized(
+            f"{source.path}, line {row[0]}: branch {row[1]} is not {actor}'s branch ({importer.branch_id}); "
+            "its secretary or a leader may import it"
+        )
     count = session.scalar(select(func.count()).select_from(stage)) or 0
     record = ImportRecord(kind="records", scope="", sha256=source.sha256, filename=source.path, rows=count, at=at, actor=actor)
     session.add(record)

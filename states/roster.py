@@ -12,7 +12,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, and_, func, ins
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from states import audit
+from states import audit, authority
 from states.db import changed, insert_ignoring_duplicates
 from states.errors import MalformedFile
 from states.labels import ROLE_CODES, ROLE_LABELS
@@ -153,12 +153,35 @@ def _upsert(session: Session, model: Any, source: Any, columns: list[str], key: 
     )
 
 
+def _log_changes(session: Session, changes: Any, branch: Any, cause: str, actor: str, at: dt.datetime) -> None:
+    """One log entry per row of `changes` (member_id, old, new, …, line): reason 'old → new', in file order."""
+    c = changes.c
+    audit.log_from(
+        session,
+        select(
+            literal(""), c.member_id, branch, literal(None, String), literal(None, String),
+            literal(cause), literal(None, String), literal(None, String), literal(actor),
+            func.coalesce(c.old, literal("—")) + literal(" → ") + func.coalesce(c.new, literal("—")),
+            literal(None, String), literal(at, UTCDateTime()),
+        ).order_by(c.line),
+    )
+
+
 def import_roster(session: Session, source: Source, actor: str, at: dt.datetime) -> RosterResult:
     """Add or update everyone in the file, in the caller's transaction; a bad row rejects the whole file.
 
     Set-wise: the file is streamed into a staging table (COPY on PostgreSQL), checked, and merged with one
-    INSERT … ON CONFLICT per table; transfers are found by a join, never one ORM object per person."""
+    INSERT … ON CONFLICT per table; transfers are found by a join, never one ORM object per person.
+    An act with authority: by a leader as the roster stands, or, into an empty database, by one the file names."""
+    empty = authority.roster_is_empty(session)
+    if not empty:
+        authority.importer(session, actor, "import a roster")
     table, branches = _stage_roster(session, source)
+    if empty:
+        s = table.c
+        authority.first_roster(
+            actor, session.scalar(select(s.role).where(s.member_id == actor).order_by(s.line).limit(1))
+        )
     result = RosterResult()
     if session.scalar(
         select(ImportRecord.id).where(ImportRecord.kind == "roster", ImportRecord.sha256 == source.sha256)
@@ -191,22 +214,24 @@ def import_roster(session: Session, source: Source, actor: str, at: dt.datetime)
     result.updated = session.scalar(
         existing.where(or_(*[getattr(Person, c).is_distinct_from(n[c]) for c in PERSON_COLUMNS[1:]]))
     ) or 0
+    # Each change of a person's branch or role is its own entry (old → new), written set-wise from a join.
     moved = (
         select(Person.member_id, Person.branch_id.label("old"), n.branch_id.label("new"), n.line)
         .join(people, n.member_id == Person.member_id)
-        .where(Person.branch_id.is_not(None), n.branch_id.is_not(None), Person.branch_id != n.branch_id)
+        .where(Person.branch_id.is_distinct_from(n.branch_id))
         .subquery("moved")
     )
     result.transferred = session.scalar(select(func.count()).select_from(moved)) or 0
     if result.transferred:
-        audit.log_from(
-            session,
-            select(
-                literal(""), moved.c.member_id, moved.c.new, literal(None, String), literal(None, String),
-                literal("transfer"), literal(None, String), literal(None, String), literal(actor),
-                moved.c.old + literal(" → ") + moved.c.new, literal(None, String), literal(at, UTCDateTime()),
-            ).order_by(moved.c.line),
-        )
+        _log_changes(session, moved, moved.c.new, "transfer", actor, at)
+    recast = (
+        select(Person.member_id, Person.role.label("old"), n.role.label("new"), n.branch_id, n.line)
+        .join(people, n.member_id == Person.member_id)
+        .where(Person.role != n.role)
+        .subquery("recast")
+    )
+    if session.scalar(select(func.count()).select_from(recast)):
+        _log_changes(session, recast, recast.c.branch_id, "role_change", actor, at)
     _upsert(session, Person, select(*[n[c] for c in PERSON_COLUMNS]).where(n.member_id.is_not(None)),
             list(PERSON_COLUMNS), ["member_id"], list(PERSON_COLUMNS[1:]))
     connection.execute(

@@ -37,6 +37,10 @@ BALLOT_FIELDS: tuple[str, ...] = (
 )
 PHASES: tuple[str, ...] = ("study", "analysis", "rectification", "consolidation", "pledge")
 
+SECRETARY: str = "M002"
+"""The sample office's committee secretary: who imports the sample roster and loads its plans (imports are acts
+with authority)."""
+
 # Hours of one concentrated-training sitting and the study-hours threshold the demo aims at.
 _TRAINING_HOURS = 4
 _STUDY_HOURS = 50

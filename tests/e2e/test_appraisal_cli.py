@@ -20,25 +20,25 @@ from states.sample import (
 
 def test_branch_b05_from_applications_to_the_pledge(cli, tmp_path: Path) -> None:  # noqa: ANN001
     plan = yaml.safe_load(plan_2024_path().read_text(encoding="utf-8"))
-    assert cli("roster", "import", str(roster_path())).code == 0
-    assert cli("plan", "load", str(plan_2024_path())).code == 0
-    assert cli("record", "import", str(write_csv(tmp_path / "r.csv", demo_records(plan, roster_path()), RECORD_FIELDS))).code == 0
+    assert cli("roster", "import", str(roster_path()), "--actor", "M002").code == 0
+    assert cli("plan", "load", str(plan_2024_path()), "--actor", "M002").code == 0
+    assert cli("record", "import", str(write_csv(tmp_path / "r.csv", demo_records(plan, roster_path()), RECORD_FIELDS)), "--actor", "M002").code == 0
     assert cli("sweep", "sfao-2024", "--at", "2024-08-08T00:00:01").code == 0
     rows = demo_ballots(plan, roster_path())["B05"]
     no_quorum = [{**r, "present": str(int(r["entitled"]) // 2)} for r in rows]
     for r in no_quorum:
         r.update(qualified="0", basically_qualified="0", unqualified="0")
-    refused = cli("ballot", "import", "sfao-2024", str(write_csv(tmp_path / "nq.csv", no_quorum, BALLOT_FIELDS)), "--at", "2024-08-08T15:00")
+    refused = cli("ballot", "import", "sfao-2024", str(write_csv(tmp_path / "nq.csv", no_quorum, BALLOT_FIELDS)), "--at", "2024-08-08T15:00", "--actor", "M002")
     assert refused.code == 1 and "quorum" in refused.err
     ballot = write_csv(tmp_path / "b05.csv", rows, BALLOT_FIELDS)
-    assert cli("ballot", "import", "sfao-2024", str(ballot), "--at", "2024-08-08T15:00").code == 0
-    assert "nothing changed" in cli("ballot", "import", "sfao-2024", str(ballot), "--at", "2024-08-08T15:00").out
+    assert cli("ballot", "import", "sfao-2024", str(ballot), "--at", "2024-08-08T15:00", "--actor", "M002").code == 0
+    assert "nothing changed" in cli("ballot", "import", "sfao-2024", str(ballot), "--at", "2024-08-08T15:00", "--actor", "M002").out
     assert cli("approve", "sfao-2024", "--branch", "B05", "--actor", "M083", "--at", "2024-08-09T09:00").code == 1  # a secretary
     assert cli("approve", "sfao-2024", "--branch", "B05", "--actor", "M002", "--at", "2024-08-09T09:00").code == 0
     assert cli("approve", "sfao-2024", "--branch", "B05", "--actor", "M002", "--at", "2024-08-09T09:01").code == 1  # nothing left
     assert cli("excellent", "sfao-2024", "--member", "M084", "--actor", "M002", "--at", "2024-08-10T09:00").code == 1  # not final
     for b in ("B01", "B02", "B03", "B04", "B06", "B07", "B08", "B09"):
-        assert cli("ballot", "import", "sfao-2024", str(write_csv(tmp_path / f"{b}.csv", demo_ballots(plan, roster_path())[b], BALLOT_FIELDS)), "--at", "2024-08-08T15:00").code == 0
+        assert cli("ballot", "import", "sfao-2024", str(write_csv(tmp_path / f"{b}.csv", demo_ballots(plan, roster_path())[b], BALLOT_FIELDS)), "--at", "2024-08-08T15:00", "--actor", "M002").code == 0
         assert cli("approve", "sfao-2024", "--branch", b, "--actor", "M001", "--at", "2024-08-09T09:00").code == 0
     # Publicity: 5 × 24 h from 2024-08-09T09:00. Final at T whether or not a sweep ran since (none has).
     early = cli("excellent", "sfao-2024", "--member", "M084", "--actor", "M002", "--at", "2024-08-14T08:59:59")

@@ -18,16 +18,16 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
 
 def test_a_whole_study_phase(cli, tmp_path: Path) -> None:  # noqa: ANN001
     assert cli("roster", "import", str(roster_path()), "--actor", "M002").code == 0
-    again = cli("roster", "import", str(roster_path()))
+    again = cli("roster", "import", str(roster_path()), "--actor", "M002")
     assert again.code == 0 and "nothing changed" in again.out
-    loaded = cli("plan", "load", str(plan_2024_path()))
+    loaded = cli("plan", "load", str(plan_2024_path()), "--actor", "M002")
     assert loaded.code == 0 and loaded.out.strip() == "sfao-2024"
     plan = yaml.safe_load(plan_2024_path().read_text(encoding="utf-8"))
     # the evidence up to the study deadline; the late mends come later, as a user would import them
     rows = demo_records(plan, roster_path())
     early = [r for r in rows if r["date"] <= "2024-04-30"]
     late = [r for r in rows if "2024-05-01" <= r["date"] <= "2024-05-31"]
-    assert cli("record", "import", str(write_csv(tmp_path / "early.csv", early, RECORD_FIELDS))).code == 0
+    assert cli("record", "import", str(write_csv(tmp_path / "early.csv", early, RECORD_FIELDS)), "--actor", "M002").code == 0
 
     start = json.loads(cli("sweep", "sfao-2024", "--at", "2024-03-25T08:00", "--json").out)
     assert start["fired"] == ["start"] and start["advanced"] == {"members": 175, "branches": 9}
@@ -52,7 +52,7 @@ def test_a_whole_study_phase(cli, tmp_path: Path) -> None:  # noqa: ANN001
     assert cli("retry", "sfao-2024", "--member", "M054", "--actor", "I01", "--reason", "x").code == 1  # inspector
     assert cli("retry", "sfao-2024", "--member", "M054", "--actor", "M004", "--reason", "x").code == 1  # other branch
 
-    assert cli("record", "import", str(write_csv(tmp_path / "late.csv", late, RECORD_FIELDS))).code == 0
+    assert cli("record", "import", str(write_csv(tmp_path / "late.csv", late, RECORD_FIELDS)), "--actor", "M002").code == 0
     mended = cli("retry", "sfao-2024", "--member", "M054", "--actor", "M048", "--reason", "hours mended", "--at", "2024-05-06T09:00", "--json")
     assert mended.code == 0 and json.loads(mended.out)["advanced"] == {"M054": ["study", "analysis"]}
     status = json.loads(cli("status", "sfao-2024", "--at", "2024-05-06T09:00", "--json").out)
@@ -65,27 +65,27 @@ def test_a_whole_study_phase(cli, tmp_path: Path) -> None:  # noqa: ANN001
 
 
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(cli, tmp_path: Path) -> None:  # noqa: ANN001
-    assert cli("roster", "import", str(roster_path())).code == 0
+    assert cli("roster", "import", str(roster_path()), "--actor", "M002").code == 0
     header = "member_id,name,branch_id,branch_name,unit,role,email\n"
     bad = write(tmp_path / "bad.csv", header + "X1,甲,B01,办公室党支部,省外办,member,\nX2,乙,B01,办公室党支部,省外办,chief,\n")
-    run = cli("roster", "import", str(bad))
+    run = cli("roster", "import", str(bad), "--actor", "M002")
     assert run.code == 2 and "line 3" in run.err and "column role" in run.err and "Traceback" not in run.err
     assert len(run.err.strip().splitlines()) == 1
     assert cli("status", "nope").code == 2
     gbk = write(tmp_path / "gbk.csv", header + "X1,张三,B01,办公室党支部,省外办,member,\n", "gbk")
-    assert cli("roster", "import", str(gbk)).code == 0
+    assert cli("roster", "import", str(gbk), "--actor", "M002").code == 0
     broken = tmp_path / "broken.csv"
     broken.write_bytes(header.encode() + b"X3,\xff\xfe\xfa,B01,x,y,member,\n")
-    assert cli("roster", "import", str(broken)).code == 2
-    assert cli("plan", "load", str(write(tmp_path / "p.yaml", "key: Bad Key\ntitle: t\nphases: []\n"))).code == 2
-    assert cli("plan", "load", str(plan_2024_path())).code == 0
+    assert cli("roster", "import", str(broken), "--actor", "M002").code == 2
+    assert cli("plan", "load", str(write(tmp_path / "p.yaml", "key: Bad Key\ntitle: t\nphases: []\n")), "--actor", "M002").code == 2
+    assert cli("plan", "load", str(plan_2024_path()), "--actor", "M002").code == 0
     records = write(tmp_path / "r.csv", "member_id,branch_id,kind,date,value\nM005,B01,study_self,2024-04-01,4\nM005,B02,study_self,2024-04-02,4\n")
-    run = cli("record", "import", str(records))
+    run = cli("record", "import", str(records), "--actor", "M002")
     assert run.code == 2 and "line 3" in run.err and "never belonged" in run.err
     for value in ("-1", "NaN", "1e308", "abc"):
-        run = cli("record", "import", str(write(tmp_path / "v.csv", f"member_id,branch_id,kind,date,value\nM005,B01,study_self,2024-04-01,{value}\n")))
+        run = cli("record", "import", str(write(tmp_path / "v.csv", f"member_id,branch_id,kind,date,value\nM005,B01,study_self,2024-04-01,{value}\n")), "--actor", "M002")
         assert run.code == 2, value
-    assert cli("record", "import", str(write(tmp_path / "d.csv", "member_id,branch_id,kind,date,value\nM005,B01,heart_talk,2024-02-30,\n"))).code == 2
+    assert cli("record", "import", str(write(tmp_path / "d.csv", "member_id,branch_id,kind,date,value\nM005,B01,heart_talk,2024-02-30,\n")), "--actor", "M002").code == 2
     assert cli("sweep", "sfao-2024", "--at", "yesterday").code == 2
     status = json.loads(cli("status", "sfao-2024", "--at", "2024-03-01", "--json").out)
     assert status["members"] == {"enrolled": 176} and status["phase"] == "not_started"

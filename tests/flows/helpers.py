@@ -51,15 +51,15 @@ def load_sample(db: Engine, folder: Path, plan_file: Path | None = None, records
     when = at("2024-03-01T09:00")
     plan, _ = read_plan(plan_file or sample.plan_2024_path())
     with Session(db, expire_on_commit=False) as session, session.begin():
-        import_roster(session, read_table(sample.roster_path()), "test", when)
-        load_plan(session, plan, "test", when)
+        import_roster(session, read_table(sample.roster_path()), "M002", when)
+        load_plan(session, plan, "M002", when)
         audit.seal(session, when, SEAL_KEY)
     if records:
         path = sample.write_csv(
             folder / "records.csv", sample.demo_records(plan_2024(), sample.roster_path()), sample.RECORD_FIELDS
         )
         with Session(db, expire_on_commit=False) as session, session.begin():
-            import_records(session, read_table(path), "test", when)
+            import_records(session, read_table(path), "M002", when)
             audit.seal(session, when, SEAL_KEY)
 
 

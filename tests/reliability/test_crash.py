@@ -89,7 +89,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
     made = Base(folder, files, folder / "pre-import.db", folder / "pre-sweep.db", folder / "pre-dispatch.db",
                 folder / "clean-sweep.db", outbox)
     backup(db, made.pre_import)
-    made.wall["import"] = _timed_process(["record", "import", str(files.records), "--at", WHEN], db, outbox)
+    made.wall["import"] = _timed_process(["record", "import", str(files.records), "--actor", "S000002", "--at", WHEN], db, outbox)
     backup(db, made.pre_sweep)
     made.wall["sweep"] = _timed_process(["sweep", KEY, "--at", SWEEP_AT], db, outbox)
     backup(db, made.clean_sweep)
@@ -143,12 +143,12 @@ def test_import_is_all_or_nothing(base: Base) -> None:
     for n, delay in enumerate(_delays("import", base.wall["import"])):
         db, outbox = base.folder / f"import-{n}.db", base.folder / f"import-{n}-outbox"
         backup(base.pre_import, db)
-        killed += _kill_at(["record", "import", str(base.files.records), "--at", WHEN], db, outbox, delay)
+        killed += _kill_at(["record", "import", str(base.files.records), "--actor", "S000002", "--at", WHEN], db, outbox, delay)
         after = counts(db)
         assert after["evidence"] in (0, full), f"partial import: {after['evidence']} of {full} rows (delay {delay:.2f})"
         assert after["import_record"] in (counts(base.pre_import)["import_record"], counts(base.pre_sweep)["import_record"])
         _audit_intact(db, outbox)
-        _ok(["record", "import", str(base.files.records), "--at", WHEN], db, outbox)
+        _ok(["record", "import", str(base.files.records), "--actor", "S000002", "--at", WHEN], db, outbox)
         assert counts(db)["evidence"] == full
         assert counts(db)["import_record"] == counts(base.pre_sweep)["import_record"]
         _audit_intact(db, outbox)

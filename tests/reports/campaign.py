@@ -102,10 +102,10 @@ def build(tmp: Path) -> Built:
     ballot = sample.demo_ballots(plan, sample.roster_path())[BALLOT_BRANCH]
     sample.write_csv(tmp / "ballot.csv", ballot, sample.BALLOT_FIELDS)
     with _write(engine, LOADED) as session:
-        roster.import_roster(session, read_table(tmp / "roster.csv"), "test", LOADED)
+        roster.import_roster(session, read_table(tmp / "roster.csv"), COMMITTEE_SECRETARY, LOADED)
         loaded, _digest = read_plan(sample.plan_2024_path())
-        load_plan(session, loaded, "test", LOADED)
-        records.import_records(session, read_table(tmp / "records.csv"), "test", LOADED)
+        load_plan(session, loaded, COMMITTEE_SECRETARY, LOADED)
+        records.import_records(session, read_table(tmp / "records.csv"), COMMITTEE_SECRETARY, LOADED)
     sweep(engine, KEY, STUDY_DEADLINE_PASSED, seal_key=SEAL_KEY)
     with _write(engine, STUDY_DEADLINE_PASSED) as session:
         operations.exempt(session, KEY, EXEMPTED, COMMITTEE_SECRETARY, HOSTILE_REASON, STUDY_DEADLINE_PASSED)
@@ -126,7 +126,7 @@ def build(tmp: Path) -> Built:
     study_pages = report(STUDY_DEADLINE_PASSED, tmp / "study")
     sweep(engine, KEY, BALLOT_AT, seal_key=SEAL_KEY)
     with _write(engine, BALLOT_AT) as session:
-        appraisal.import_ballot(session, KEY, read_table(tmp / "ballot.csv"), "test", BALLOT_AT)
+        appraisal.import_ballot(session, KEY, read_table(tmp / "ballot.csv"), COMMITTEE_SECRETARY, BALLOT_AT)
         appraisal.approve(session, KEY, BALLOT_BRANCH, COMMITTEE_SECRETARY, BALLOT_AT)
     publicity_pages = report(IN_PUBLICITY, tmp / "publicity")
     return Built(

@@ -167,8 +167,8 @@ def test_a_campaign_not_started_yet(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'early.db'}")
     ensure_schema(engine)
     with Session(engine) as session, session.begin():
-        import_roster(session, read_table(sample.roster_path()), "test", LOADED)
-        load_plan(session, read_plan(sample.plan_2024_path())[0], "test", LOADED)
+        import_roster(session, read_table(sample.roster_path()), "M002", LOADED)
+        load_plan(session, read_plan(sample.plan_2024_path())[0], "M002", LOADED)
     with Session(engine) as session:
         pages = write_report(session, KEY, tmp_path / "out", LOADED)
     index = _read(pages[0])

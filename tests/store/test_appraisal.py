@@ -176,9 +176,7 @@ def test_withdrawal_needs_confirmation_and_approval(db: Engine) -> None:
 
 def test_no_table_can_link_a_voter_to_a_choice(db: Engine) -> None:
     inspector = inspect(db)
-    assert set(c["name"] for c in inspector.get_columns("ballot_tally")) == {
-        "meeting_id", "member_id", "qualified", "basically_qualified", "unqualified", "outcome"
-    }
+    assert set(c["name"] for c in inspector.get_columns("ballot_tally")) == {"meeting_id", "member_id", "outcome"}
     voterish = ("voter", "voted_by", "ballot_by", "cast_by", "choice")
     for table in inspector.get_table_names():
         for column in inspector.get_columns(table):

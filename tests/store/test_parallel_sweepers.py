@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from bench.parallel import prepare_claims
-from bench.run import AT_LOAD, AT_START, AT_STUDY, KEY, _at, generate
+from bench.run import AT_LOAD, AT_START, AT_STUDY, KEY, SECRETARY, _at, generate
 from readers import read_table
 from states import audit
 from states.db import ensure_schema, make_engine
@@ -41,9 +41,9 @@ def campaign(tmp_path: Path) -> Iterator[tuple[Engine, str]]:
         generate(MEMBERS, tmp_path)
         plan, _ = read_plan(tmp_path / "plan.yaml")
         with Session(engine) as session, session.begin():
-            load_plan(session, plan, "bench", _at(AT_LOAD))
-            import_roster(session, read_table(tmp_path / "roster.csv"), "bench", _at(AT_LOAD))
-            import_records(session, read_table(tmp_path / "records.csv"), "bench", _at(AT_LOAD))
+            import_roster(session, read_table(tmp_path / "roster.csv"), SECRETARY, _at(AT_LOAD))
+            load_plan(session, plan, SECRETARY, _at(AT_LOAD))
+            import_records(session, read_table(tmp_path / "records.csv"), SECRETARY, _at(AT_LOAD))
             audit.seal(session, _at(AT_LOAD), SEAL_KEY)
         sweep(engine, KEY, _at(AT_START), seal_key=SEAL_KEY, branches_per_chunk=PER_CHUNK)
         try:
