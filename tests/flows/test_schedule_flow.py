@@ -90,7 +90,7 @@ def test_a_moved_deadline_moves_its_run_and_a_fired_ones_waiting_run_goes(
     study["end"] += dt.timedelta(days=7)
     analysis["start"] += dt.timedelta(days=7)
     with Session(db) as session, session.begin():
-        load_plan(session, Plan.model_validate(plan), "test", at("2031-03-02T09:00"))
+        load_plan(session, Plan.model_validate(plan), "M002", at("2031-03-02T09:00"))
         audit.seal(session, at("2031-03-02T09:00"))
     with runtime.read(db) as session:
         new = {d.name: d.due_at for d in sweep.deadlines(session, MOVING)}

@@ -4,16 +4,16 @@ ballot_tally loses qualified, basically_qualified and unqualified: nothing reads
 three present they would tell how each voter voted (issue 14). The outcome that stands (or 'void') stays, with the
 meeting's entitled and present. appraisal gains objected_at: a resolution cannot predate its objection.
 
-Revision ID: 20261201_1800
-Revises: 20261128_0002
+Revision ID: 20261201_1830
+Revises: 20261201_1800
 """
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "20261201_1800"
-down_revision = "20261128_0002"
+revision = "20261201_1830"
+down_revision = "20261201_1800"
 branch_labels = None
 depends_on = None
 
