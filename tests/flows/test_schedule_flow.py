@@ -91,7 +91,7 @@ def test_a_moved_deadline_moves_its_run_and_a_fired_ones_waiting_run_goes(
     analysis["start"] += dt.timedelta(days=7)
     with Session(db) as session, session.begin():
         load_plan(session, Plan.model_validate(plan), "M002", at("2031-03-02T09:00"))
-        audit.seal(session, at("2031-03-02T09:00"))
+        audit.seal(session, at("2031-03-02T09:00"), SEAL_KEY)
     with runtime.read(db) as session:
         new = {d.name: d.due_at for d in sweep.deadlines(session, MOVING)}
     assert new["study"] == old["study"] + dt.timedelta(days=7)
@@ -106,7 +106,7 @@ def test_a_moved_deadline_moves_its_run_and_a_fired_ones_waiting_run_goes(
         assert run.next_scheduled_start_time == due, name  # type: ignore[attr-defined]
     assert all(r.next_scheduled_start_time != old["study"] for r in runs.values())  # type: ignore[attr-defined]
 
-    sweep.sweep(db, MOVING, new["start"] + dt.timedelta(seconds=1))  # the start fires (in simulated time)
+    sweep.sweep(db, MOVING, new["start"] + dt.timedelta(seconds=1), seal_key=SEAL_KEY)  # the start fires (in simulated time)
     assert sync_deadlines(MOVING, db).removed == 1  # its run, still waiting for the real clock, is gone
     assert set(waiting_runs(MOVING)) == {f"{MOVING}:{name}" for name in new if name != "start"}
     again = sync_deadlines(MOVING, db)

@@ -17,14 +17,14 @@ from states.models import Campaign, Phase, TransitionLog
 from states.plan import Plan, load_plan
 from states.status import summary
 from states.sweep import sweep
-from tests.fixtures import KEY, at, load_sample
+from tests.fixtures import KEY, SEAL_KEY, at, load_sample
 
 
 def reload(engine: Engine, plan: dict[str, Any], when: str) -> None:
     moment = at(when)
     with Session(engine) as session, session.begin():
         load_plan(session, Plan.model_validate(plan), "M002", moment)
-        audit.seal(session, moment)
+        audit.seal(session, moment, SEAL_KEY)
 
 
 def moved(plan: dict[str, Any], **windows: tuple[str, str]) -> dict[str, Any]:
@@ -66,15 +66,15 @@ def test_an_unfired_deadline_moves_each_change_logged_and_the_sweep_follows(engi
         ("plan_change", "analysis.start 2024-05-01 → 2024-05-08"),
     ]
     assert windows(engine)["study"] == ("2024-03-25", "2024-05-07")
-    assert sweep(engine, KEY, at("2024-05-01T00:00:01")).fired == ["start"]  # the old instant fires nothing
-    assert sweep(engine, KEY, at("2024-05-08T00:00:01")).fired == ["study"]
+    assert sweep(engine, KEY, at("2024-05-01T00:00:01"), seal_key=SEAL_KEY).fired == ["start"]  # the old instant fires nothing
+    assert sweep(engine, KEY, at("2024-05-08T00:00:01"), seal_key=SEAL_KEY).fired == ["study"]
     reload(engine, later, "2024-05-09T09:00")  # the same plan again: nothing changes, nothing is refused
     assert plan_log(engine)[-1] == ("plan_load", "unchanged")
 
 
 def test_a_phase_whose_deadline_fired_is_refused_naming_it_and_nothing_changes(engine: Engine) -> None:
     plan = load_sample(engine, records=False)
-    sweep(engine, KEY, at("2024-05-01T00:00:01"))  # start and study fired
+    sweep(engine, KEY, at("2024-05-01T00:00:01"), seal_key=SEAL_KEY)  # start and study fired
     before = plan_log(engine)
     with pytest.raises(Refused, match=r"phase study: its deadline has fired, study\.end cannot change \(2024-04-30 → 2024-05-07\)"):
         reload(engine, moved(plan, study=("2024-03-25", "2024-05-07"), analysis=("2024-05-08", "2024-05-31")), "2024-05-02T09:00")
@@ -100,7 +100,7 @@ def test_a_phase_whose_deadline_fired_is_refused_naming_it_and_nothing_changes(e
 
 def test_once_the_start_has_fired_it_stays_put_and_status_agrees_with_itself(engine: Engine) -> None:
     plan = load_sample(engine, records=False)
-    sweep(engine, KEY, at("2024-03-25T00:00:01"))
+    sweep(engine, KEY, at("2024-03-25T00:00:01"), seal_key=SEAL_KEY)
     with pytest.raises(Refused, match=r"phase study: the campaign's start has fired, study\.start cannot change \(2024-03-25 → 2024-04-01\)"):
         reload(engine, moved(plan, study=("2024-04-01", "2024-04-30")), "2024-03-26T09:00")
     elsewhere = copy.deepcopy(plan)

@@ -128,13 +128,13 @@ def test_the_daily_digest_names_the_lagging_branches_with_their_stuck_members(sa
 
 
 def test_branch_reminders_agree_with_the_member_reminders_once_and_never_after_the_deadline(sample: Engine) -> None:
-    sweep(sample, KEY, at("2024-03-25T00:00:01"))
+    sweep(sample, KEY, at("2024-03-25T00:00:01"), seal_key=SEAL_KEY)
 
     def queued(event: str) -> list[Notice]:
         with Session(sample) as s:
             return list(s.scalars(select(Notice).where(Notice.event == event).order_by(Notice.id)))
 
-    sweep(sample, KEY, at("2024-04-30T00:05"))  # the one-day step
+    sweep(sample, KEY, at("2024-04-30T00:05"), seal_key=SEAL_KEY)  # the one-day step
     branch = queued("branch_reminder")
     members = Counter(n.context["branch_id"] for n in queued("deadline_reminder"))
     assert branch, "the sample has shortfalls in the study phase"
@@ -147,7 +147,7 @@ def test_branch_reminders_agree_with_the_member_reminders_once_and_never_after_t
         assert gaps or context["members_short"] > 0
     assert {n.context["branch_id"] for n in branch} >= set(members)
     assert "B08" in {n.context["branch_id"] for n in branch if not n.context["figures"]["discussion_meeting"]["ok"]}
-    sweep(sample, KEY, at("2024-04-30T18:00"))  # the same step again: nothing new
-    sweep(sample, KEY, at("2024-05-01T00:00:01"))  # the deadline: no reminder at or after it
-    sweep(sample, KEY, at("2024-05-02T00:05"))
+    sweep(sample, KEY, at("2024-04-30T18:00"), seal_key=SEAL_KEY)  # the same step again: nothing new
+    sweep(sample, KEY, at("2024-05-01T00:00:01"), seal_key=SEAL_KEY)  # the deadline: no reminder at or after it
+    sweep(sample, KEY, at("2024-05-02T00:05"), seal_key=SEAL_KEY)
     assert len(queued("branch_reminder")) == len(branch)
