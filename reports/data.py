@@ -56,7 +56,7 @@ T = TypeVar("T")
 BRANCHES_PER_CHUNK = 200
 """Branches evaluated together: one statement per phase for all their members, then their pages are written."""
 
-BranchRow = tuple[str, str, str, str, dt.datetime]
+BranchRow = tuple[str, str, str, str, dt.datetime | None]
 """A branch as the report reads it: id, name, unit, state, since."""
 
 
@@ -91,7 +91,7 @@ def member_results(
         assert edge is not None
         candidates = [edge] + ([_disqualify_edge()] if phase == "consolidation" else [])
         names = tuple(dict.fromkeys(name for e in candidates for name in e.guards))
-        row = as_of.row() if as_of is not None else Row()
+        row = as_of.row(branch_ids) if as_of is not None else Row()
         query = (
             member_rows(row, ctx, names, of_branch_ids(branch_ids))
             .add_columns(row.mp.member_id.label("member_id"), row.appraisal.rating.label("rating"))
@@ -118,7 +118,7 @@ def branch_results(
     for phase in PHASES:
         edge = branch_machine.advance_edge(phase)
         assert edge is not None
-        row = as_of.row() if as_of is not None else Row()
+        row = as_of.row(branch_ids) if as_of is not None else Row()
         query = (
             branch_rows(row, ctx, edge.guards, branches_of(branch_ids))
             .add_columns(row.bp.branch_id.label("branch_id"))
@@ -216,8 +216,6 @@ class Facts:
         self.names: dict[str, str] = {}
         self.as_of = AsOf(session, key, self.at) if changed_after(session, key, self.at) else None
         """At a past T, the rows as they stood then; None when nothing has been decided since T."""
-        self.mp: Any = self.as_of.mp if self.as_of else MemberProgress
-        self.bp: Any = self.as_of.bp if self.as_of else BranchProgress
         self.appraisal: Any = self.as_of.appraisal if self.as_of else Appraisal
 
     # -- shared by every page --
@@ -236,12 +234,13 @@ class Facts:
         """The figures of `status` (states.status.summary), counted over the rows of T."""
         if self.as_of is None:
             return summary(self.session, self.key, self.at)
+        mp = self.as_of.members()
         members: dict[str, int] = {
-            state: n for state, n in self.session.execute(select(self.mp.state, func.count()).group_by(self.mp.state))
+            state: n for state, n in self.session.execute(select(mp.state, func.count()).group_by(mp.state))
         }
-        branches: dict[str, int] = {
-            state: n for state, n in self.session.execute(select(self.bp.state, func.count()).group_by(self.bp.state))
-        }
+        branches: dict[str, int] = defaultdict(int)
+        for branch in self.branches():
+            branches[branch[3]] += 1
         return {
             "campaign": self.key,
             "phase": self.stage(),
@@ -307,19 +306,27 @@ class Facts:
     # -- a chunk of branches --
 
     def branches(self) -> list[BranchRow]:
-        return list(
-            self.session.execute(
-                select(Branch.branch_id, Branch.name, Branch.unit, self.bp.state, self.bp.state_since)
-                .join(self.bp, self.bp.branch_id == Branch.branch_id)
-                .where(self.bp.campaign_key == self.key)
+        """Every branch of the campaign with its state and since when (at T)."""
+        rows: list[BranchRow] = [
+            (branch_id, name, unit, state, since)
+            for branch_id, name, unit, state, since in self.session.execute(
+                select(Branch.branch_id, Branch.name, Branch.unit, BranchProgress.state, BranchProgress.state_since)
+                .join(BranchProgress, BranchProgress.branch_id == Branch.branch_id)
+                .where(BranchProgress.campaign_key == self.key)
                 .order_by(Branch.branch_id)
             )
-        )
+        ]
+        if self.as_of is None:
+            return rows
+        then = self.as_of.branch_states
+        return [(b, name, unit, then[b][0], then[b][1]) if b in then else (b, name, unit, state, since)
+                for b, name, unit, state, since in rows]
 
     def chunk(self, branches: Sequence[BranchRow]) -> Chunk:
         ids = [b[0] for b in branches]
         s = self.session
-        mp, appraisal = self.mp, self.appraisal
+        mp = self.as_of.members(ids) if self.as_of is not None else MemberProgress
+        appraisal = self.appraisal
         rows = list(
             s.execute(
                 select(

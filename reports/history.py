@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, case, false, func, null, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
+from states.clock import as_utc
 from states.conditions import Row, rating_final
-from states.models import Appraisal, BranchProgress, FiredDeadline, MemberProgress, TransitionLog
+from states.models import Appraisal, BranchProgress, FiredDeadline, MemberProgress, Person, TransitionLog
 
 APPRAISAL_CAUSES = (
     "ballot", "approval", "approval_rejected", "excellent", "objection", "objection_upheld", "objection_dismissed",
@@ -42,61 +44,87 @@ def changed_after(session: Session, key: str, at: dt.datetime) -> bool:
     return any(session.execute(q).first() is not None for q in (logged, fired, appraised))
 
 
-def _replayed(key: str, at: dt.datetime, progress: Any, subject: Any, members: bool) -> Any:
-    """`progress` (member or branch) with state, since and prior state replayed from the log up to T.
+def _moves(t: Any, key: str) -> list[Any]:
+    """The log entries that change a state: a move, or a subject's joining (from no state)."""
+    return [
+        t.campaign_key == key,
+        t.to_state.is_not(None),
+        or_(t.from_state.is_(None), t.from_state != t.to_state),
+    ]
 
-    The last move at or before T (`at` is the decision time; ties by id) gives the state and since when; a subject
-    with no move by then was in the state its first later move left, since the plan was loaded; one whose first move
-    is its joining had not joined yet and is left out; one never moved is as it stands.
-    """
+
+def _loaded(key: str) -> Any:
     tl = TransitionLog
-    moves = [
-        tl.campaign_key == key,
-        tl.member_id.is_not(None) if members else tl.member_id.is_(None),
-        subject(tl).is_not(None),
-        tl.to_state.is_not(None),
-        or_(tl.from_state.is_(None), tl.from_state != tl.to_state),
-    ]
-    before = (
-        select(
-            subject(tl).label("subject"), tl.from_state, tl.to_state, tl.at,
-            func.row_number().over(partition_by=subject(tl), order_by=(tl.at.desc(), tl.id.desc())).label("rn"),
-        )
-        .where(*moves, tl.at <= at)
-        .subquery()
-    )
-    after = (
-        select(
-            subject(tl).label("subject"), tl.from_state,
-            func.row_number().over(partition_by=subject(tl), order_by=(tl.at, tl.id)).label("rn"),
-        )
-        .where(*moves, tl.at > at)
-        .subquery()
-    )
-    last = select(before).where(before.c.rn == 1).subquery()
-    first_after = select(after).where(after.c.rn == 1).subquery()
-    moved, later = last.c.subject.is_not(None), first_after.c.subject.is_not(None)
-    loaded = select(func.min(tl.at)).where(tl.campaign_key == key, tl.cause == "plan_load").scalar_subquery()
-    columns = [
-        progress.campaign_key,
-        subject(progress),
-        case((moved, last.c.to_state), (later, first_after.c.from_state), else_=progress.state).label("state"),
-        # A state left by its first later move without an earlier move is the one the plan's loading gave it.
-        case((moved, last.c.at), (later, loaded), else_=progress.state_since).label("state_since"),
-        progress.version,
-    ]
-    if members:
-        columns.append(
-            case((moved, last.c.from_state), (later, null()), else_=progress.prior_state).label("prior_state")
-        )
-    columns.append(progress.step)
+    return select(func.min(tl.at)).where(tl.campaign_key == key, tl.cause == "plan_load").scalar_subquery()
+
+
+def _members_at(key: str, at: dt.datetime, branch_ids: Sequence[str] | None) -> Any:
+    """Member progress (of `branch_ids`' members, or all) with state, since and prior state replayed up to T.
+
+    The last move at or before T (`at` is the decision time; ties by id) gives the state and since when; a member
+    with no move by then was in the state their first later move left, since the plan was loaded; one whose first
+    move is their joining had not joined yet and is left out; one never moved is as they stand. Each member's two
+    entries are found through the log's member index, so the cost grows with the members read, not the log.
+    """
+    mp = MemberProgress
+
+    def entry(before: bool) -> Any:
+        t = aliased(TransitionLog)
+        found = select(t.id).where(t.member_id == mp.member_id, *_moves(t, key))
+        if before:
+            found = found.where(t.at <= at).order_by(t.at.desc(), t.id.desc())
+        else:
+            found = found.where(t.at > at).order_by(t.at, t.id)
+        return found.limit(1).scalar_subquery()
+
+    ids = select(
+        mp.campaign_key, mp.member_id, mp.state, mp.state_since, mp.version, mp.prior_state, mp.step,
+        entry(True).label("last_id"), entry(False).label("next_id"),
+    ).where(mp.campaign_key == key)
+    if branch_ids is not None:
+        ids = ids.where(mp.member_id.in_(select(Person.member_id).where(Person.branch_id.in_(branch_ids))))
+    row = ids.subquery()
+    last, following = aliased(TransitionLog), aliased(TransitionLog)
+    moved, later = row.c.last_id.is_not(None), row.c.next_id.is_not(None)
     return (
-        select(*columns)
-        .outerjoin(last, last.c.subject == subject(progress))
-        .outerjoin(first_after, first_after.c.subject == subject(progress))
-        .where(progress.campaign_key == key, ~and_(~moved, later, first_after.c.from_state.is_(None)))
+        select(
+            row.c.campaign_key,
+            row.c.member_id,
+            case((moved, last.to_state), (later, following.from_state), else_=row.c.state).label("state"),
+            case((moved, last.at), (later, _loaded(key)), else_=row.c.state_since).label("state_since"),
+            row.c.version,
+            case((moved, last.from_state), (later, null()), else_=row.c.prior_state).label("prior_state"),
+            row.c.step,
+        )
+        .outerjoin(last, last.id == row.c.last_id)
+        .outerjoin(following, following.id == row.c.next_id)
+        .where(~and_(~moved, later, following.from_state.is_(None)))
         .subquery()
     )
+
+
+def _branch_states(session: Session, key: str, at: dt.datetime) -> dict[str, tuple[str, dt.datetime | None]]:
+    """Each branch's state and since when at T, by the rule of `_members_at`, from one pass over its moves."""
+    tl = TransitionLog
+    loaded = session.scalar(select(_loaded(key)))
+    before: dict[str, tuple[str, dt.datetime]] = {}
+    after: dict[str, str | None] = {}
+    for branch_id, from_state, to_state, when in session.execute(
+        select(tl.branch_id, tl.from_state, tl.to_state, tl.at)
+        .where(tl.member_id.is_(None), tl.branch_id.is_not(None), *_moves(tl, key))
+        .order_by(tl.at, tl.id)
+    ):
+        if branch_id is None or to_state is None:
+            continue
+        if as_utc(when) <= at:
+            before[branch_id] = (to_state, when)
+        elif branch_id not in after:
+            after[branch_id] = from_state
+    found: dict[str, tuple[str, dt.datetime | None]] = dict(before)
+    for branch_id, from_state in after.items():
+        if branch_id not in found and from_state is not None:
+            found[branch_id] = (from_state, loaded)
+    return found
 
 
 def _appraisal_at(key: str, at: dt.datetime) -> Any:
@@ -138,15 +166,33 @@ class AsOf:
     report's own queries read in place of the tables (the same expressions, over the rows of T)."""
 
     def __init__(self, session: Session, key: str, at: dt.datetime) -> None:
-        self.mp = aliased(
-            MemberProgress, _replayed(key, at, MemberProgress, lambda t: t.member_id, True), adapt_on_names=True
-        )
-        self.bp = aliased(
-            BranchProgress, _replayed(key, at, BranchProgress, lambda t: t.branch_id, False), adapt_on_names=True
-        )
-        self.appraisal = aliased(Appraisal, _appraisal_at(key, at), adapt_on_names=True)
-        self.unknown = self._unknown(session, key, at)
+        self.key, self.at = key, as_utc(at)
+        self.branch_states = _branch_states(session, key, self.at)
+        """The branches whose state at T the log tells (the others have not moved since: as they stand)."""
+        self.appraisal = aliased(Appraisal, _appraisal_at(key, self.at), adapt_on_names=True)
+        self.unknown = self._unknown(session, key, self.at)
         """Members whose appraisal record cannot be taken back to T: a decision after T cleared or overwrote it."""
+
+    def members(self, branch_ids: Sequence[str] | None = None) -> Any:
+        """Member progress at T, of the members of `branch_ids` (None: all)."""
+        return aliased(MemberProgress, _members_at(self.key, self.at, branch_ids), adapt_on_names=True)
+
+    def branches(self, branch_ids: Sequence[str]) -> Any:
+        """Branch progress at T of `branch_ids` (a chunk: their states are written into the statement)."""
+        bp = BranchProgress
+        known = {b: self.branch_states[b] for b in branch_ids if b in self.branch_states}
+        state: Any = bp.state
+        since: Any = bp.state_since
+        if known:
+            state = case({b: s for b, (s, _t) in known.items()}, value=bp.branch_id, else_=bp.state)
+            since = case({b: t for b, (_s, t) in known.items()}, value=bp.branch_id, else_=bp.state_since)
+        return aliased(
+            BranchProgress,
+            select(bp.campaign_key, bp.branch_id, state.label("state"), since.label("state_since"), bp.version, bp.step)
+            .where(bp.campaign_key == self.key, bp.branch_id.in_(branch_ids))
+            .subquery(),
+            adapt_on_names=True,
+        )
 
     @staticmethod
     def _unknown(session: Session, key: str, at: dt.datetime) -> set[str]:
@@ -170,8 +216,8 @@ class AsOf:
                 unknown.add(member_id)
         return unknown
 
-    def row(self) -> Row:
-        """A `Row` whose progress, branch progress and appraisal are those of T (the person is as registered)."""
+    def row(self, branch_ids: Sequence[str]) -> Row:
+        """A `Row` over the members and branches of `branch_ids` as they were at T (the person as registered)."""
         row = Row()
-        row.mp, row.bp, row.appraisal = self.mp, self.bp, self.appraisal
+        row.mp, row.bp, row.appraisal = self.members(branch_ids), self.branches(branch_ids), self.appraisal
         return row

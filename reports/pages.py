@@ -10,7 +10,7 @@ from typing import Any
 
 from reports import charts
 from reports.charts import Segment
-from reports.data import Chunk, Facts
+from reports.data import BranchRow, Chunk, Facts
 from reports.words import (
     CAUSE_LABELS,
     KIND_PHASE,
@@ -321,7 +321,7 @@ class Pages:
 
     def branch_line(
         self,
-        branch: tuple[str, str, str, str, dt.datetime],
+        branch: BranchRow,
         members: list[MemberLine],
         results: list[Result] | None,
         secretary: str,
