@@ -158,12 +158,12 @@ def import_ballot(session: Session, key: str, source: Source, actor: str, at: dt
         if progress is None or progress.state != "consolidation":
             state = progress.state if progress else "no part in the campaign"
             raise Refused(f"{source.path}, line {line}: {member_id} is not in consolidation ({state})")
+        not_before(at, progress.state_since, f"{member_id}'s entry into consolidation")
         applied = {r.condition: r.ok for r in evaluate_member(session, ctx, member_id, edge)}["pledge_application"]
         if not applied:
             raise Refused(f"{source.path}, line {line}: {member_id} has no written application (书面申请) to rate")
         if member_id in final:
             raise Refused(f"{source.path}, line {line}: {member_id}'s rating is already final")
-        not_before(at, progress.state_since, f"{member_id}'s entry into consolidation")
         current = session.get(Appraisal, (key, member_id))
         if current is not None:
             not_before(at, current.approved_at or current.rated_at, f"{member_id}'s current rating")

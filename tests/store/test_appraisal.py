@@ -183,3 +183,89 @@ def test_no_table_can_link_a_voter_to_a_choice(db: Engine) -> None:
             assert not any(word in column["name"] for word in voterish), (table, column["name"])
 
 
+
+
+# -- a decision cannot predate what it decides on (issue 14, item 3), in simulated time as in real time -------------
+
+
+def refused_as_predating(db: Engine, decide) -> None:  # noqa: ANN001
+    """`decide(session)` is refused, one line naming what it would predate, and its transaction leaves nothing."""
+    with pytest.raises(Refused, match="cannot predate") as caught, Session(db) as s, s.begin():
+        decide(s)
+    assert "\n" not in str(caught.value)
+
+
+def test_an_approval_cannot_predate_its_ballot(db: Engine, tmp_path: Path) -> None:
+    record_ballot(db, ballot(tmp_path, [(m, 12, 0, 0) for m in B09[:3]]), when="2024-08-08T15:00")
+    refused_as_predating(db, lambda s: approve(s, KEY, "B09", "M002", at("2024-08-08T14:59")))
+    refused_as_predating(db, lambda s: approve(s, KEY, "B09", "M002", at("2024-08-08T14:59"), reject=True, reason="r"))
+    with Session(db) as s:
+        assert s.get(Appraisal, (KEY, B09[0])).approved_at is None  # type: ignore[union-attr]
+    with Session(db, expire_on_commit=False) as s, s.begin():
+        assert approve(s, KEY, "B09", "M002", at("2024-08-08T15:00")).approved == B09[:3]
+
+
+def test_a_ballot_cannot_predate_the_rating_it_replaces_nor_consolidation(db: Engine, tmp_path: Path) -> None:
+    record_ballot(db, ballot(tmp_path, [(B09[0], 12, 0, 0)]), when="2024-08-08T15:00")
+    with pytest.raises(Refused, match="cannot predate"):
+        record_ballot(db, ballot(tmp_path, [(B09[0], 0, 12, 0)]), when="2024-08-08T14:00")
+    with pytest.raises(Refused, match="cannot predate"):  # the member entered consolidation at 2024-08-01T00:00:01
+        record_ballot(db, _dated(tmp_path, B09[1], "2024-07-31"), when="2024-07-31T23:00")
+    with Session(db) as s:
+        assert s.get(Appraisal, (KEY, B09[0])).rating == "qualified"  # type: ignore[union-attr]
+        assert s.get(Appraisal, (KEY, B09[1])) is None
+
+
+def _dated(tmp: Path, member_id: str, date: str) -> Path:
+    path = tmp / f"dated-{member_id}.csv"
+    path.write_text(
+        "branch_id,date,entitled,present,member_id,qualified,basically_qualified,unqualified\n"
+        f"B09,{date},12,12,{member_id},12,0,0\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_an_objection_cannot_predate_the_approval_nor_a_resolution_its_objection(db: Engine, tmp_path: Path) -> None:
+    record_ballot(db, ballot(tmp_path, [(m, 12, 0, 0) for m in B09[:2]]))
+    with Session(db, expire_on_commit=False) as s, s.begin():
+        approve(s, KEY, "B09", "M002", at("2024-08-10T09:00"))
+    refused_as_predating(db, lambda s: object_to(s, KEY, B09[0], B09[5], "早了", at("2024-08-10T08:59")))
+    with Session(db, expire_on_commit=False) as s, s.begin():
+        object_to(s, KEY, B09[0], B09[5], "有异议", at("2024-08-12T09:00"))
+    refused_as_predating(db, lambda s: resolve(s, KEY, B09[0], False, "M001", "不属实", at("2024-08-12T08:00")))
+    refused_as_predating(db, lambda s: resolve(s, KEY, B09[0], True, "M001", "属实", at("2024-08-11T09:00")))
+    with Session(db) as s:
+        assert s.get(Appraisal, (KEY, B09[0])).objection_pending is True  # type: ignore[union-attr]
+    with Session(db, expire_on_commit=False) as s, s.begin():
+        resolve(s, KEY, B09[0], False, "M001", "不属实", at("2024-08-12T09:00"))
+
+
+def test_a_withdrawal_decision_cannot_predate_the_pending_state_nor_its_confirmation(db: Engine) -> None:
+    sweep(db, KEY, at("2024-08-16T00:00:01"), seal_key=SEAL_KEY)  # M063 pending from the consolidation deadline
+    refused_as_predating(
+        db, lambda s: withdrawal(s, KEY, "M063", "M048", "confirmed", at("2024-08-15T09:00"), confirm=True)
+    )
+    with Session(db, expire_on_commit=False) as s, s.begin():
+        withdrawal(s, KEY, "M063", "M048", "confirmed", at("2024-08-17T09:00"), confirm=True)
+    refused_as_predating(db, lambda s: approve(s, KEY, "B03", "M002", at("2024-08-16T12:00")))
+    with Session(db) as s:
+        assert member_view(s, KEY, "M063", at("2024-08-17T09:00"))["state"] == "withdrawal_pending"
+    with Session(db, expire_on_commit=False) as s, s.begin():
+        assert approve(s, KEY, "B03", "M002", at("2024-08-17T09:00")).withdrawn == ["M063"]
+
+
+def test_an_operator_action_cannot_predate_the_subjects_last_change(db: Engine) -> None:
+    from states.operations import exempt, refer, retry
+
+    # Every member of B09 entered consolidation at 2024-08-01T00:00:01 (the rectification deadline's sweep).
+    before = at("2024-07-31T09:00")
+    refused_as_predating(db, lambda s: exempt(s, KEY, B09[3], "M164", "出国", before))
+    refused_as_predating(db, lambda s: refer(s, KEY, B09[3], "M002", "立案", before))
+    refused_as_predating(db, lambda s: retry(s, KEY, "M164", "补录", before, members=[B09[3]]))
+    refused_as_predating(db, lambda s: retry(s, KEY, "M164", "补录", before, branches=["B09"]))
+    refused_as_predating(db, lambda s: retry(s, KEY, "M002", "补录", before, all_stuck=True))
+    with Session(db) as s:
+        assert member_view(s, KEY, B09[3], at("2024-08-02T09:00"))["state"] == "consolidation"
+    with Session(db, expire_on_commit=False) as s, s.begin():
+        assert exempt(s, KEY, B09[3], "M164", "出国", at("2024-08-01T00:00:01")) == "exempt"  # the same instant: fine
