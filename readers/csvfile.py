@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from readers.text import plain
+from readers.text import has_wide, plain
 from states.errors import MalformedFile
 from states.source import Source
 
@@ -101,9 +101,11 @@ def read_table(path: Path | str, raw: bytes | None = None) -> Source:
     rows streamed as (line, values) with full-width digits, letters and spaces made plain, blank rows skipped and
     each row as wide as the header."""
     source = read_text(path, raw)
-    reader = csv.reader(lines(source.text), delimiter=separator(source.text), strict=True)
+    # Made plain as a whole, and only when something needs it: a per-cell pass would double a million rows' time.
+    text = plain(source.text) if has_wide(source.text) else source.text
+    reader = csv.reader(lines(text), delimiter=separator(text), strict=True)
     try:
-        header = [plain(h).strip() for h in next(reader)]
+        header = [h.strip() for h in next(reader)]
     except StopIteration:
         raise MalformedFile(source.path, 1, None, "is empty (no header row)") from None
     except csv.Error as exc:
@@ -123,6 +125,6 @@ def read_table(path: Path | str, raw: bytes | None = None) -> Source:
                 raise MalformedFile(
                     source.path, reader.line_num, None, f"has {len(values)} fields, the header {len(header)}"
                 )
-            yield reader.line_num, [v if v.isascii() else plain(v) for v in values]
+            yield reader.line_num, values
 
     return Source(source.path, source.sha256, header, data())

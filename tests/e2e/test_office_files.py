@@ -114,3 +114,27 @@ def test_a_pdf_is_refused_with_a_hint(cli: Cli) -> None:
     (cli.tmp / "roster.pdf").write_bytes(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     refused = cli("roster", "import", "roster.pdf", *ACTOR)
     assert refused.code == 2 and "roster.pdf" in refused.err and "PDF" in refused.err, refused.err
+
+
+def test_a_ballot_dry_run_reports_the_ratings_and_records_nothing(cli: Cli) -> None:
+    """The sample ballot of B03, tried and then recorded, in the sample campaign swept into consolidation."""
+    from states.db import ensure_schema, make_engine
+    from states.sample import SAMPLE_BALLOT_BRANCH, SAMPLE_DIR
+    from states.sweep import sweep
+    from tests.fixtures import KEY, at, load_sample
+
+    engine = make_engine(f"sqlite:///{cli.tmp / 'campaign.db'}")
+    ensure_schema(engine)
+    load_sample(engine)
+    sweep(engine, KEY, at("2024-08-01T00:00:01"))
+    sweep(engine, KEY, at("2024-08-09T00:00:01"))
+    engine.dispose()
+    path = SAMPLE_DIR / f"ballot-{SAMPLE_BALLOT_BRANCH}-2024.csv"
+    args = ("ballot", "import", KEY, str(path), "--actor", "M048", "--at", "2024-08-09T10:00")
+    trial = cli(*args, "--dry-run")
+    assert trial.code == 0, trial.err
+    assert "ratings stand" in trial.out and "--dry-run" in trial.out
+    assert _count(cli, "ballot_meeting") == 0 and _count(cli, "ballot_tally") == 0
+    real = cli(*args)
+    assert real.code == 0, real.err
+    assert _count(cli, "ballot_meeting") == 1 and _count(cli, "ballot_tally") > 0
