@@ -118,17 +118,19 @@ def test_a_pdf_is_refused_with_a_hint(cli: Cli) -> None:
 
 def test_a_ballot_dry_run_reports_the_ratings_and_records_nothing(cli: Cli) -> None:
     """The sample ballot of B03, tried and then recorded, in the sample campaign swept into consolidation."""
-    from states.db import ensure_schema, make_engine
     from states.sample import SAMPLE_BALLOT_BRANCH, SAMPLE_DIR
-    from states.sweep import sweep
-    from tests.fixtures import KEY, at, load_sample
 
-    engine = make_engine(f"sqlite:///{cli.tmp / 'campaign.db'}")
-    ensure_schema(engine)
-    load_sample(engine)
-    sweep(engine, KEY, at("2024-08-01T00:00:01"))
-    sweep(engine, KEY, at("2024-08-09T00:00:01"))
-    engine.dispose()
+    KEY = "sfao-2024"
+    for args in (
+        ("roster", "import", str(roster_path()), *ACTOR),
+        ("plan", "load", str(plan_2024_path()), *ACTOR),
+        ("record", "import", str(SAMPLE_DIR / "records-2024.csv"), *ACTOR),
+        ("record", "import", str(SAMPLE_DIR / "mended-2024.csv"), *ACTOR),
+        ("sweep", KEY, "--at", "2024-08-01T00:00:01"),
+        ("sweep", KEY, "--at", "2024-08-09T00:00:01"),
+    ):
+        done = cli(*args)
+        assert done.code == 0, (args, done.err)
     path = SAMPLE_DIR / f"ballot-{SAMPLE_BALLOT_BRANCH}-2024.csv"
     args = ("ballot", "import", KEY, str(path), "--actor", "M048", "--at", "2024-08-09T10:00")
     trial = cli(*args, "--dry-run")
