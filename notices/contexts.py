@@ -166,11 +166,38 @@ class RatingCounts(_Context):
     unqualified: NonNegative
 
 
+OneTimeCode: TypeAlias = Annotated[str, Field(pattern=r"^[0-9]{8}$")]
+
+
+class ApprovalCodes(_Context):
+    """The recipient's own codes for this ballot, one per decision (computed at delivery, never stored)."""
+
+    approve: OneTimeCode
+    reject: OneTimeCode
+
+
 class ApprovalRequested(NoticeContext):
     branch: BranchRef
     ballot_date: dt.date
     rated_members: NonNegative
     counts: RatingCounts
+    codes: ApprovalCodes | None = None  # None only for a notice queued before codes existed
+
+
+class RetryRequest(_Context):
+    members: list[str]
+    branches: list[str]
+    all_stuck: bool
+    reason: str
+
+
+class ActionCode(NoticeContext):
+    """Someone asked, in the recipient's name, for an operator action in the UI: the code that confirms it."""
+
+    purpose: Literal["retry"]
+    day: dt.date
+    request: RetryRequest
+    code: OneTimeCode
 
 
 class RatingEntry(_Context):
@@ -259,6 +286,7 @@ CONTEXT_MODELS: dict[str, type[NoticeContext]] = {
     "withdrawal_pending": WithdrawalPending,
     "oath_ceremony": OathCeremony,
     "daily_digest": DailyDigest,
+    "action_code": ActionCode,
 }
 EVENTS: tuple[str, ...] = tuple(CONTEXT_MODELS)
 

@@ -16,7 +16,9 @@ from notices.channels import DeliveryError, FileChannel, SmtpChannel, Undelivera
 from notices.contexts import CONTEXT_MODELS
 from notices.message import build_message, message_bytes
 from notices.render import make_environment, render_notice
+from states import codes
 from states import member as member_machine
+from states.keys import secret_key
 from states.models import Appraisal, Branch, Campaign, Notice, Person
 from states.settings import Settings
 
@@ -36,8 +38,10 @@ class DispatchResult:
 class Enricher:
     """Turns a stored context (ids and figures) into the typed context a template renders (names, labels)."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, codes_key: Callable[[], bytes] | None = None) -> None:
         self.session = session
+        self._codes_key = codes_key
+        self._key: bytes | None = None
         self._people: dict[str, Person | None] = {}
         self._branches: dict[str, Branch | None] = {}
         self._campaigns: dict[str, Campaign | None] = {}
@@ -94,6 +98,14 @@ class Enricher:
             raise LookupError(f"unknown campaign {key}")
         return found
 
+    def code(self, purpose: str, campaign: str, subject: str, person: str, variant: str = "") -> str:
+        """The recipient's one-time code, computed now from the key (the database holds only its subject)."""
+        if self._key is None:
+            if self._codes_key is None:
+                raise LookupError("no key for one-time codes")
+            self._key = self._codes_key()
+        return codes.code_for(self._key, purpose, campaign, subject, person, variant)
+
     def member(self, member_id: str) -> dict[str, str]:
         return {"member_id": member_id, "name": self.person(member_id).name}
 
@@ -142,6 +154,15 @@ class Enricher:
             out["lagging"] = [{**lag, "name": self.branch(lag["branch_id"])["name"]} for lag in stored.get("lagging", [])]
         elif event == "oath_ceremony":
             out["phase"] = "pledge"
+        elif event == "approval_requested" and "meeting_id" in stored:
+            subject = codes.ballot_subject(stored["branch_id"], stored["meeting_id"])
+            out["codes"] = {
+                decision: self.code("approval", campaign.key, subject, recipient.member_id, decision)
+                for decision in ("approve", "reject")
+            }
+        elif event == "action_code":
+            out["purpose"], out["day"], out["request"] = stored["purpose"], stored["day"], stored["request"]
+            out["code"] = self.code(stored["purpose"], campaign.key, stored["subject"], recipient.member_id)
         # Only what the event's typed context declares: the stored context may carry more (e.g. the phase).
         declared = CONTEXT_MODELS[event].model_fields
         return {name: value for name, value in out.items() if name in declared}
@@ -195,7 +216,7 @@ def dispatch(
                 last_id = notices[-1].id
                 # One enricher for the whole dispatch: people, branches and campaigns are looked up once.
                 if enricher is None:
-                    enricher = Enricher(session)
+                    enricher = Enricher(session, codes_key=lambda: secret_key(settings, codes.KEY_NAME))
                 enricher.session = session
                 enricher.preload_batch(notices)
                 outcome: dict[str, list[int]] = {"sent": [], "undeliverable": []}

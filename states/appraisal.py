@@ -192,16 +192,27 @@ def import_ballot(session: Session, key: str, source: Source, actor: str, at: dt
         )
     session.add(ImportRecord(kind="ballot", scope=key, sha256=source.sha256, filename=source.path, rows=len(tallies), at=at, actor=actor))
     if result.ratings:
-        counts = {r: sum(1 for v in result.ratings.values() if v == r) for r in RATINGS}
-        for secretary in session.scalars(select(Person.member_id).where(Person.role == "committee_secretary")):
-            outbox.queue(
-                session, event="approval_requested", campaign=key, recipient_id=secretary, subject=branch_id,
-                occasion=f"ballot-{recorded.id}",
-                context={"branch_id": branch_id, "ballot_date": meeting["date"].isoformat(),
-                         "rated_members": len(result.ratings), "counts": counts},
-                at=at,
-            )
+        _queue_approval_requests(session, key, branch_id, recorded.id, meeting["date"], result.ratings, at)
     return result
+
+
+def _queue_approval_requests(
+    session: Session, key: str, branch_id: str, meeting_id: int, date: dt.date, ratings: dict[str, str],
+    at: dt.datetime,
+) -> None:
+    """Every leader who may approve is asked, each in a notice of their own: the dispatcher adds that leader's
+    one-time code for this ballot (`states/codes.py`), computed from the key at delivery and never stored."""
+    counts = {r: sum(1 for v in ratings.values() if v == r) for r in RATINGS}
+    for leader in session.scalars(
+        select(Person.member_id).where(Person.role.in_(authority.LEADERS)).order_by(Person.member_id)
+    ):
+        outbox.queue(
+            session, event="approval_requested", campaign=key, recipient_id=leader, subject=branch_id,
+            occasion=f"ballot-{meeting_id}",
+            context={"branch_id": branch_id, "meeting_id": meeting_id, "ballot_date": date.isoformat(),
+                     "rated_members": len(ratings), "counts": counts},
+            at=at,
+        )
 
 
 @dataclass

@@ -18,7 +18,7 @@ from sqlalchemy.types import JSON, String
 from states.errors import BadInput
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-SCHEMA_REVISION = "20261201_1830"
+SCHEMA_REVISION = "20261201_1840"
 """The newest migration; a test checks it is Alembic's head, so commands skip loading Alembic (~0.5 s)."""
 
 

@@ -308,3 +308,20 @@ class Notice(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[dt.datetime | None]
+
+
+
+class CodeUse(Base):
+    """A submitted one-time code (`states/codes.py`): the row with attempt '' spends the person's code for this
+    decision (its primary key makes that happen once); each other row is one wrong try, keyed by the attempt (a flow
+    run and answer) so a replayed flow counts it once. The code itself is never stored: it is an HMAC under a key
+    kept outside the database."""
+
+    __tablename__ = "code_use"
+    purpose: Mapped[str] = mapped_column(String(16), primary_key=True)
+    campaign_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200), primary_key=True)
+    person_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    attempt: Mapped[str] = mapped_column(String(100), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    at: Mapped[dt.datetime]

@@ -27,6 +27,7 @@ EVENTS: dict[str, tuple[str, ...]] = {
     "withdrawal_pending": ("campaign", "member_id", "branch_id", "deadline"),
     "oath_ceremony": ("campaign", "member_id", "branch_id", "phase", "deadline"),
     "daily_digest": ("campaign", "day"),
+    "action_code": ("campaign", "purpose", "subject", "day", "request"),
 }
 
 

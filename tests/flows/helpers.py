@@ -42,6 +42,7 @@ def use_database(monkeypatch: pytest.MonkeyPatch, folder: Path, url: str | None 
     monkeypatch.setenv("CAMPAIGN_OUTBOX_DIR", str(folder / "outbox"))
     monkeypatch.setenv("CAMPAIGN_REPORT_DIR", str(folder / "reports"))
     monkeypatch.setenv("CAMPAIGN_AUDIT_ANCHORS", str(folder / "audit-anchors"))
+    monkeypatch.setenv("CAMPAIGN_KEY_DIR", str(folder / "keys"))  # the one-time codes' key, never the repository's
     monkeypatch.setenv("CAMPAIGN_CHUNK_BRANCHES", "3")  # nine branches: three chunks, three tasks per deadline
     return runtime.engine()
 

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from states.authority import LEADERS
 from states.db import make_engine
 from states.machine import PHASES
 from states.models import Notice
@@ -350,13 +351,14 @@ def standing(row: dict[str, str]) -> str:
     return max(votes, key=lambda r: votes[r])
 
 
-def test_ballot_asks_the_committee_secretaries_and_approval_tells_the_branch(driven: Driven) -> None:
-    committee = [m for m, p in driven.people.items() if p["role"] == "committee_secretary"]
-    assert committee == [COMMITTEE]
+def test_ballot_asks_every_leader_and_approval_tells_the_branch(driven: Driven) -> None:
+    leaders = {m for m, p in driven.people.items() if p["role"] in LEADERS}
+    assert COMMITTEE in leaders and len(leaders) == 3
     for branch, rows in driven.ballots.items():
         ballot = driven.step(f"ballot {branch}")
-        [(recipient, k)] = of(ballot, "approval_requested")
-        assert recipient == COMMITTEE and k.startswith(key(COMMITTEE, "approval_requested", branch, "ballot-"))
+        asked = of(ballot, "approval_requested")
+        assert {r for r, _ in asked} == leaders  # each in a notice of their own, with their own code at delivery
+        assert all(k.startswith(key(r, "approval_requested", branch, "ballot-")) for r, k in asked)
         approval = driven.step(f"approve {branch}")
         sec = secretary_of(driven, branch)
         assert {r for r, _ in of(approval, "publicity_started")} == {sec}

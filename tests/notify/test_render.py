@@ -108,6 +108,7 @@ def sample_contexts(
             "ballot_date": "2024-08-10",
             "rated_members": 12,
             "counts": {"qualified": 10, "basically_qualified": 1, "unqualified": 1},
+            "codes": {"approve": "01234567", "reject": "76543210"},
         },
         "publicity_started": {
             **to_secretary,
@@ -149,6 +150,13 @@ def sample_contexts(
             "stuck": {"members": 20, "branches": 1},
             "lagging": [{"branch_id": "B03", "name": f"{name}的支部", "state": "study", "stuck_members": 6}],
         },
+        "action_code": {
+            **base,
+            "purpose": "retry",
+            "day": "2024-05-06",
+            "request": {"members": ["M054"], "branches": ["B03"], "all_stuck": True, "reason": "学时已补齐"},
+            "code": "00420042",
+        },
     }
 
 
@@ -166,6 +174,8 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("withdrawal_pending", {"to_secretary": True}),
     ("daily_digest", {"phase": "not_started", "lagging": []}),
     ("daily_digest", {"phase": "ended"}),
+    ("approval_requested", {"codes": None}),
+    ("action_code", {"request": {"members": [], "branches": [], "all_stuck": False, "reason": "x"}}),
 ]
 
 
@@ -597,3 +607,16 @@ def test_bodies_are_readable_8bit_utf8_unless_a_line_is_too_long(env: jinja2.Env
             notice.text,
             notice.html,
         ]
+
+
+def test_an_approval_request_carries_the_recipient_s_own_codes_and_an_action_code_its_request(
+    env: jinja2.Environment,
+) -> None:
+    for locale in labels.LOCALES:
+        approval = render_notice(env, "approval_requested", locale, sample_contexts()["approval_requested"])
+        assert "01234567" in approval.text and "76543210" in approval.text and "M001" in approval.text
+        assert "01234567" in approval.html and "76543210" in approval.html
+        action = render_notice(env, "action_code", locale, sample_contexts()["action_code"])
+        assert "00420042" in action.text and "M054" in action.text and "学时已补齐" in action.text
+    with pytest.raises(pydantic.ValidationError):  # a code is 8 digits, nothing else
+        validate_context("action_code", {**sample_contexts()["action_code"], "code": "1234"})
