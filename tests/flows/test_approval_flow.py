@@ -107,7 +107,12 @@ def resume(flow_run_id: UUID, run_input: dict[str, str]) -> httpx.Response:
     """What `curl -X POST …/flow_runs/<id>/resume` sends: no Prefect client, no UI."""
     from prefect.settings import PREFECT_API_URL
 
-    return httpx.post(f"{PREFECT_API_URL.value()}/flow_runs/{flow_run_id}/resume", json={"run_input": run_input})
+    for _ in range(10):  # the test server's own SQLite is busy at times: 503, as Prefect's client would retry
+        answer = httpx.post(f"{PREFECT_API_URL.value()}/flow_runs/{flow_run_id}/resume", json={"run_input": run_input})
+        if answer.status_code != 503:
+            break
+        time.sleep(1)
+    return answer
 
 
 def approved_rows(db: Engine) -> list[Appraisal]:
