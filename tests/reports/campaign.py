@@ -92,9 +92,11 @@ def _write(engine: Engine, at: dt.datetime) -> Iterator[Session]:
         audit.seal(session, at, SEAL_KEY)
 
 
-def build(tmp: Path) -> Built:
-    engine = make_engine(f"sqlite:///{tmp / 'campaign.db'}")
-    ensure_schema(engine)
+def build(tmp: Path, engine: Engine | None = None) -> Built:
+    """The campaign built in `engine` (default: a new SQLite database in `tmp`), reported on along the way."""
+    if engine is None:
+        engine = make_engine(f"sqlite:///{tmp / 'campaign.db'}")
+        ensure_schema(engine)
     plan = yaml.safe_load(sample.plan_2024_path().read_text(encoding="utf-8"))
     rows = _hostile_roster(tmp / "roster.csv")
     evidence = sample.demo_records(plan, sample.roster_path())

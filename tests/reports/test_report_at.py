@@ -15,6 +15,7 @@ from reports.report import write_report
 from states import appraisal, labels
 from states.status import summary
 from states.sweep import sweep
+from tests import fixtures
 from tests.fixtures import SEAL_KEY
 from tests.reports.campaign import (
     BALLOT_BRANCH,
@@ -117,3 +118,19 @@ def test_an_appraisal_undone_later_is_not_shown_as_today(tmp_path: Path) -> None
         html = page.read_text(encoding="utf-8")
         assert "票数：" not in html and "votes" not in html.lower(), page
     assert labels.rating_label("qualified", "zh-CN") in notice
+
+
+@pytest.mark.postgres
+def test_a_past_report_on_postgresql(tmp_path: Path) -> None:
+    """The replay's statements (the log's member index, the chunk's branch states) on PostgreSQL as on SQLite."""
+    for engine in fixtures._engine("postgresql", tmp_path):
+        built = build(tmp_path, engine)
+        sweep(engine, KEY, PUBLICITY_OVER, seal_key=SEAL_KEY)
+        with Session(engine) as session:
+            write_report(session, KEY, tmp_path / "past-study", STUDY_DEADLINE_PASSED)
+            write_report(session, KEY, tmp_path / "past-publicity", IN_PUBLICITY)
+        for then, past in ((built.study_dir, "past-study"), (built.publicity_dir, "past-publicity")):
+            written_then, written_now = _pages(then), _pages(tmp_path / past)
+            assert written_now.keys() == written_then.keys()
+            for name, html in written_now.items():
+                assert CAVEATS.sub("", html) == written_then[name], (past, name)
