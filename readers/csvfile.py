@@ -25,13 +25,13 @@ class CsvFile:
 
 def utf16_without_bom(raw: bytes) -> str | None:
     """"utf-16-le" or "utf-16-be" when `raw` looks like UTF-16 text written without a BOM: in its first bytes,
-    nearly every other byte is NUL (the high byte of ASCII and digits) and the bytes between are not."""
+    many of every other byte are NUL (the high byte of ASCII: ids, digits, separators) and almost none between."""
     head = raw[:4096]
     if len(head) < 4:
         return None
     even, odd = head[0::2], head[1::2]
     for encoding, highs, lows in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
-        if highs.count(0) >= 0.6 * len(highs) and lows.count(0) <= 0.05 * len(lows):
+        if highs.count(0) >= 0.3 * len(highs) and lows.count(0) * 4 <= highs.count(0):
             return encoding
     return None
 

@@ -228,3 +228,12 @@ def test_column_letters() -> None:
     assert [column_letter(i) for i in (0, 1, 25, 26, 27, 51, 52, 701, 702)] == [
         "A", "B", "Z", "AA", "AB", "AZ", "BA", "ZZ", "AAA"
     ]
+
+
+def test_utf16_without_bom_mostly_chinese_is_still_recognised(tmp_path: Path) -> None:
+    """U+4E00 一 has a NUL low byte: a text rich in it must not pass for binary, nor for another encoding."""
+    rows = "".join(f"M{i:03d}\tB01\t好事实事\t2024/6/{i}\t一一一帮一{i}\r\n" for i in range(1, 9))
+    path = tmp_path / "u.txt"
+    path.write_bytes(("人员编号\t支部编号\t类别\t日期\t数值\r\n" + rows).encode("utf-16-le"))
+    got = _rows(path, *RECORDS)
+    assert [r["value"] for _line, r in got][:2] == ["一一一帮一1", "一一一帮一2"] and len(got) == 8
