@@ -6,11 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, String, case, cast, func, insert, literal, select, text
+from sqlalchemy import ColumnElement, Select, String, cast, func, insert, literal, select, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
@@ -59,22 +60,6 @@ def _db_now_pg(element: db_now, compiler: Any, **kw: Any) -> str:
     return "statement_timestamp()"
 
 
-class octets(FunctionElement[int]):  # noqa: N801 - reads as the SQL function it is
-    """A text's length in bytes (UTF-8), NULs included: the length prefix of the seal's field encoding."""
-
-    inherit_cache = True
-
-
-@compiles(octets)
-def _octets_sqlite(element: octets, compiler: Any, **kw: Any) -> str:
-    return f"length(CAST({compiler.process(element.clauses, **kw)} AS BLOB))"
-
-
-@compiles(octets, "postgresql")
-def _octets_pg(element: octets, compiler: Any, **kw: Any) -> str:
-    return f"octet_length({compiler.process(element.clauses, **kw)})"
-
-
 def block_of(session: Session) -> str:
     """The block id of the session's current transaction (one seal per transaction)."""
     block = session.info.get("audit_block")
@@ -104,55 +89,52 @@ def log_from(session: Session, source: Select[Any] | Any) -> None:
 # -- the seal ----------------------------------------------------------------------------------------------------
 
 SEALED_FIELDS = (*LOG_COLUMNS[:-2], "at", "recorded_at")
+BATCH = 20_000
 
 
-def _field(value: ColumnElement[Any]) -> ColumnElement[str]:
-    """One field, unambiguous: '-' for NULL, else its byte length, ':' and the text (so NULL ≠ '' and no boundary
-    between fields can shift, whatever a field holds)."""
-    as_text = cast(value, String)
-    return case((value.is_(None), literal("-")), else_=cast(octets(as_text), String) + literal(":") + as_text)
-
-
-def _entry_text() -> ColumnElement[str]:
-    """One entry as text, built by the database: its id and every sealed column, instants as UTC text.
-    Hashing a string per row is what is left to Python (an ORM object or a Python format per row cost 10× more)."""
-    parts: list[Any] = [TransitionLog.id]
+def _entries(session: Session, block: str) -> Iterator[Sequence[Any]]:
+    """The block's entries in id order, each a plain tuple (id, every sealed column, instants as UTC text), in
+    batches, straight from the driver's cursor: SQLAlchemy's row objects would cost more than the HMAC itself at a
+    million entries. A server-side cursor on PostgreSQL; SQLite's cursor streams anyway."""
+    columns: list[Any] = [TransitionLog.id]
     for name in SEALED_FIELDS:
         column = getattr(TransitionLog, name)
-        parts.append(utc_text(column) if name in ("at", "recorded_at") else column)
-    text_: ColumnElement[str] = _field(parts[0])
-    for part in parts[1:]:
-        text_ = text_ + _field(part)
-    return text_
+        columns.append(utc_text(column) if name in ("at", "recorded_at") else column)
+    connection = session.connection()
+    compiled = select(*columns).where(TransitionLog.block == block).order_by(TransitionLog.id).compile(
+        dialect=connection.dialect
+    )
+    named = compiled.construct_params()
+    params: Any = tuple(named[name] for name in compiled.positiontup or ()) if compiled.positional else named
+    driver = connection.connection.dbapi_connection
+    assert driver is not None
+    postgres = connection.dialect.name == "postgresql"
+    cursor = driver.cursor(name=f"audit_{uuid.uuid4().hex}") if postgres else driver.cursor()  # type: ignore[call-arg]
+    try:
+        cursor.execute(str(compiled), params)
+        while batch := cursor.fetchmany(BATCH):
+            yield batch
+    finally:
+        cursor.close()
 
 
 def _encode(*values: str) -> bytes:
-    return b"".join(f"{len(v.encode())}:".encode() + v.encode() for v in values)
+    return json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
 
 
 def _instant(at: dt.datetime) -> str:
     return as_utc(at).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def _stream(session: Session, block: str, sink: Any) -> int:
-    """Feed the block's entries, in id order, to `sink` (a hash's update): one string per batch, not per row."""
-    count = 0
-    # A Core statement on the session's connection: no ORM row processing for a million entries.
-    result = session.connection().execute(
-        select(_entry_text()).where(TransitionLog.block == block).order_by(TransitionLog.id)
-        .execution_options(yield_per=20_000)
-    )
-    for batch in result.partitions():
-        sink(("\n".join(entry for (entry,) in batch) + "\n").encode())
-        count += len(batch)
-    return count
-
-
 def block_digest(session: Session, key: bytes, block: str, previous: str, at: dt.datetime) -> tuple[int, str]:
     """(entries, HMAC-SHA256 under `key` of the previous seal's digest, the block's id and time, its entries and
-    their count), computed streaming."""
+    their count), computed streaming. Each batch of entries is one JSON array of arrays: unambiguous (NULL is null,
+    '' is "", every string quoted and escaped, so no boundary can shift) and encoded in C, one call per batch."""
     mac = hmac.new(key, DOMAIN + _encode(previous, block, _instant(at)), hashlib.sha256)
-    count = _stream(session, block, mac.update)
+    count = 0
+    for batch in _entries(session, block):
+        mac.update(json.dumps(batch, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
+        count += len(batch)
     mac.update(_encode(str(count)))
     return count, mac.hexdigest()
 
