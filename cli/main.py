@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -14,6 +15,7 @@ from states.errors import CampaignError
 
 def main() -> None:
     """Entry point: a user's mistake is one line on stderr and exit 1 or 2, never a traceback."""
+    os.umask(0o077)  # what the service writes (the database, the outbox, reports, keys) is its own: private
     try:
         cli.main(standalone_mode=False)
     except CampaignError as exc:

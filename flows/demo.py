@@ -89,6 +89,7 @@ class Log:
 
 
 def main() -> None:
+    os.umask(0o077)  # the demo's database, outbox and Prefect home are private, as the service's are
     demo_dir = Path(os.environ.get("CAMPAIGN_DEMO_DIR", DEMO_DIR)).resolve()
     _fresh(demo_dir)
     _environment(demo_dir)

@@ -7,7 +7,6 @@ import email
 import email.policy
 import hashlib
 import os
-import re
 import smtplib
 import ssl
 import tempfile
@@ -21,8 +20,6 @@ from typing import Protocol, Self
 
 # CRLF on disk as on the wire: RFC 5322 lines end in CRLF, and a file then means the same as the message sent.
 _FILE_POLICY = EmailMessage().policy.clone(linesep="\r\n")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_MAX_STEM = 80
 
 
 class DeliveryError(Exception):
@@ -50,13 +47,11 @@ class Channel(Protocol):
 
 
 def safe_filename(key: str) -> str:
-    """A readable, deterministic file name for a key that may hold ':', '/', spaces or Chinese.
+    """A deterministic file name for a key: the same key, the same file (delivery stays idempotent).
 
-    Sanitising alone could map two keys to one name, so a digest of the exact key is appended.
-    """
-    stem = _UNSAFE.sub("_", key).strip("._")[:_MAX_STEM] or "notice"
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
-    return f"{stem}-{digest}.eml"
+    Only a digest of the exact key: a key names the recipient, the event and its subject (who is stuck, who is
+    admonished), and a directory listing, a backup's index or a sync tool's log must not say so."""
+    return f"{hashlib.sha256(key.encode('utf-8')).hexdigest()[:32]}.eml"
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -172,8 +167,15 @@ def _seven_bit(message: EmailMessage) -> EmailMessage:
     return converted
 
 
+TLS_MODES = ("starttls", "ssl", "none")
+
+
 class SmtpChannel:
-    """Sends each message over one SMTP connection, opened on first use and reopened after a failure."""
+    """Sends each message over one SMTP connection, opened on first use and reopened after a failure.
+
+    `tls`: `starttls` (the default) requires the server to offer STARTTLS and upgrades before anything is sent;
+    `ssl` speaks TLS from the first byte (port 465); `none` sends in clear, only where it is asked for (a local
+    relay). Certificates are verified against the system's CAs, or `ca_file` (an office's own CA)."""
 
     def __init__(
         self,
@@ -183,7 +185,11 @@ class SmtpChannel:
         password: str | None,
         sender: str,
         timeout: float = 30.0,
+        tls: str = "starttls",
+        ca_file: str | None = None,
     ) -> None:
+        if tls not in TLS_MODES:
+            raise ValueError(f"CAMPAIGN_SMTP_TLS is one of {', '.join(TLS_MODES)}, not {tls!r}")
         self.host = host
         self.port = port
         self.user = user or None
@@ -191,16 +197,31 @@ class SmtpChannel:
         self.sender = sender
         self.envelope_sender = parseaddr(sender)[1] or sender
         self.timeout = timeout
+        self.tls = tls
+        self.ca_file = ca_file or None
         self._connection: smtplib.SMTP | None = None
 
+    def _context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca_file)
+
     def _connect(self) -> smtplib.SMTP:
-        connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        connection: smtplib.SMTP
+        if self.tls == "ssl":
+            connection = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=self._context())
+        else:
+            connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
         try:
             connection.ehlo()
-            if self.user:
-                # Credentials never cross the wire in clear: STARTTLS first, verified against the system's CAs.
-                connection.starttls(context=ssl.create_default_context())
+            if self.tls == "starttls":
+                # Required, not opportunistic: a server (or a man in the middle) that does not offer it gets nothing.
+                if not connection.has_extn("starttls"):
+                    raise smtplib.SMTPNotSupportedError(
+                        "the server does not offer STARTTLS (CAMPAIGN_SMTP_TLS=starttls requires it; "
+                        "ssl for implicit TLS, none only for a local relay)"
+                    )
+                connection.starttls(context=self._context())
                 connection.ehlo()
+            if self.user:
                 connection.login(self.user, self.password)
         except BaseException:
             connection.close()

@@ -177,7 +177,8 @@ def open_channel(settings: Settings, channel: str) -> FileChannel | SmtpChannel:
         return FileChannel(settings.outbox_dir)
     if channel == "smtp":
         return SmtpChannel(
-            settings.smtp_host, settings.smtp_port, settings.smtp_user, settings.smtp_password, settings.smtp_from
+            settings.smtp_host, settings.smtp_port, settings.smtp_user, settings.smtp_password, settings.smtp_from,
+            tls=settings.smtp_tls, ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
         )
     raise ValueError(f"unknown channel {channel!r} (file or smtp)")
 

@@ -29,7 +29,7 @@ def absolute_url(url: str) -> str:
         path = Path(parsed.database)
         if not path.is_absolute():
             path = Path.cwd() / path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # a new database's folder is private
         parsed = parsed.set(database=str(path))
     return parsed.render_as_string(hide_password=False)
 

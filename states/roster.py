@@ -29,7 +29,7 @@ from states.models import (
     Unit,
     UTCDateTime,
 )
-from states.source import Source, check_id, rows
+from states.source import Source, check_id, check_plain, rows
 
 ROLES = (
     "member",
@@ -62,6 +62,7 @@ def _checked(source: Source, branches: dict[str, dict[str, Any]], failed: list[M
     is kept in `failed` (a person named twice with different values, found set-wise afterwards, may come earlier)."""
     try:
         for line, row in rows(source, COLUMNS, ("locale",)):
+            check_plain(source, line, row)
             member_id = check_id(source, line, "member_id", row["member_id"])
             if not row["name"] or len(row["name"]) > 200:
                 raise MalformedFile(source.path, line, "name", "a name is required (at most 200 characters)")

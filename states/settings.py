@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from states.errors import BadInput
 
 
 class Settings(BaseSettings):
@@ -20,6 +24,11 @@ class Settings(BaseSettings):
     smtp_user: str | None = None
     smtp_password: str | None = None
     smtp_from: str = "campaign@localhost"
+    smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
+    """`starttls` (required: a server that does not offer it gets nothing), `ssl` (implicit TLS, port 465), or
+    `none` (plain text: only where asked for, e.g. a local relay)."""
+    smtp_ca_file: Path | None = None
+    """A CA bundle to verify the SMTP server's certificate against (an office's own CA); default the system's."""
     key_dir: Path = Path("var/keys")
     """Where the service's secret keys live when the environment gives none (`keys.secret_key`): never in the
     database, never in Prefect."""
@@ -32,5 +41,10 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read the environment (CAMPAIGN_*) and apply explicit overrides."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Read the environment (CAMPAIGN_*) and apply explicit overrides; a bad value is one line, exit 2."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = "CAMPAIGN_" + "_".join(str(p) for p in error["loc"]).upper()
+        raise BadInput(f"{name}: {' '.join(str(error['msg']).split())}") from None

@@ -121,3 +121,20 @@ def number(source: Source, line: int, column: str, value: str, low: float, high:
     if not math.isfinite(parsed) or not low <= parsed <= high:
         raise MalformedFile(source.path, line, column, f"{value!r} is outside {low:g}..{high:g}")
     return parsed
+
+
+# C0 and C1 controls (CR and LF among them), DEL, the Unicode line and paragraph separators, and the bidirectional
+# overrides and isolates: in a name or an address they break a header or a line of a notice, or disguise text.
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def check_plain(source: Source, line: int, row: dict[str, str]) -> None:
+    """Every field of the row free of control characters; the first one found names its column (exit 2)."""
+    if not CONTROL.search("".join(row.values())):
+        return
+    for column, value in row.items():
+        found = CONTROL.search(value)
+        if found:
+            raise MalformedFile(
+                source.path, line, column, f"contains a control character (U+{ord(found.group()):04X}); text only"
+            )

@@ -103,6 +103,7 @@ def smtp_settings(monkeypatch: pytest.MonkeyPatch, port: int, tmp_path: Path) ->
     monkeypatch.setenv("CAMPAIGN_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("CAMPAIGN_SMTP_PORT", str(port))
     monkeypatch.setenv("CAMPAIGN_SMTP_FROM", FROM)
+    monkeypatch.setenv("CAMPAIGN_SMTP_TLS", "none")  # the test server is a local relay without TLS
     monkeypatch.setenv("CAMPAIGN_OUTBOX_DIR", str(tmp_path / "unused-outbox"))
     return Settings()
 
@@ -223,6 +224,7 @@ def test_the_cli_dispatches_once_and_exits_1_while_the_server_refuses(
         "CAMPAIGN_SMTP_HOST": "127.0.0.1",
         "CAMPAIGN_SMTP_PORT": str(port),
         "CAMPAIGN_SMTP_FROM": "office@sfao.example.cn",
+        "CAMPAIGN_SMTP_TLS": "none",
     }
     runner = CliRunner()
     recorder.refusals = ["451 4.3.0 try later"] * 3

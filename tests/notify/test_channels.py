@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import functools
+import hashlib
 import os
 from collections.abc import Iterator
 from email import policy
@@ -166,7 +167,7 @@ def server(smtp_server: tuple[Recorder, int]) -> tuple[Recorder, int]:
 
 
 def channel_for(port: int) -> SmtpChannel:
-    return SmtpChannel("127.0.0.1", port, None, None, "先教办 <office@example.org>", timeout=5)
+    return SmtpChannel("127.0.0.1", port, None, None, "先教办 <office@example.org>", timeout=5, tls="none")
 
 
 def test_smtp_delivers_with_headers_and_a_decoded_chinese_subject(
@@ -268,3 +269,10 @@ def test_for_a_server_without_8bitmime_bodies_become_quoted_printable(notice_mes
         part.get_content() for part in parse(converted.as_bytes()).walk() if not part.is_multipart()
     ] == original
     assert converted["Message-ID"] == notice_message["Message-ID"]
+
+
+def test_file_names_say_nothing_of_event_or_person() -> None:
+    key = "M054:member_stuck:sfao-2024:study"
+    name = safe_filename(key)
+    assert all(part not in name for part in ("M054", "member_stuck", "stuck", "sfao", "study"))
+    assert name.removesuffix(".eml") == hashlib.sha256(key.encode()).hexdigest()[:32]

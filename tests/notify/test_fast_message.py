@@ -92,7 +92,7 @@ def test_bytes_to_a_server_without_8bitmime_go_quoted_printable_and_read_the_sam
         rendered = render_notice(env, "member_stuck", "zh-CN", sample_contexts()["member_stuck"])
         data = message_bytes("k:1", "member_stuck", "o@example.org", "王建华", "m@example.org", rendered, sent_at=AT)
         assert data is not None
-        channel = SmtpChannel("127.0.0.1", port, None, None, "o@example.org", timeout=5)
+        channel = SmtpChannel("127.0.0.1", port, None, None, "o@example.org", timeout=5, tls="none")
         channel.send_bytes("k:1", data, ["m@example.org"])
         channel.close()
     finally:

@@ -104,6 +104,8 @@ def run_cli(args: list[str], env: dict[str, str] | None = None) -> CliResult:
     saved_argv = sys.argv
     sys.argv = ["campaign", *args]
     code = 0
+    saved_umask = os.umask(0o022)  # main() makes the process's files private: this process's mask comes back after
+    os.umask(saved_umask)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
@@ -111,6 +113,7 @@ def run_cli(args: list[str], env: dict[str, str] | None = None) -> CliResult:
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
+        os.umask(saved_umask)
         sys.argv = saved_argv
         for k, v in saved_env.items():
             if v is None:
