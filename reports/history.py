@@ -16,7 +16,15 @@ from sqlalchemy.orm import Session, aliased
 
 from states.clock import as_utc
 from states.conditions import Row, rating_final
-from states.models import Appraisal, BranchProgress, FiredDeadline, MemberProgress, Person, TransitionLog
+from states.models import (
+    Appraisal,
+    BranchHistory,
+    BranchProgress,
+    FiredDeadline,
+    MemberProgress,
+    Person,
+    TransitionLog,
+)
 
 APPRAISAL_CAUSES = (
     "ballot", "approval", "approval_rejected", "excellent", "objection", "objection_upheld", "objection_dismissed",
@@ -41,7 +49,9 @@ def changed_after(session: Session, key: str, at: dt.datetime) -> bool:
         )
         .limit(1)
     )
-    return any(session.execute(q).first() is not None for q in (logged, fired, appraised))
+    # Someone changing branch after T: the pages list people under today's branch, and say so.
+    moved = select(BranchHistory.member_id).where(BranchHistory.since > at).limit(1)
+    return any(session.execute(q).first() is not None for q in (logged, fired, appraised, moved))
 
 
 def _moves(t: Any, key: str) -> list[Any]:

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
+from readers import read_table
 from reports.data import Facts
 from reports.pages import APPRAISAL_UNKNOWN
 from reports.report import write_report
-from states import appraisal, labels
+from states import appraisal, labels, roster, sample
 from states.status import summary
 from states.sweep import sweep
 from tests import fixtures
@@ -101,6 +102,14 @@ def test_an_appraisal_undone_later_is_not_shown_as_today(tmp_path: Path) -> None
     with _write(built.engine, OBJECTED) as session:
         appraisal.object_to(session, KEY, objected, COMMITTEE_SECRETARY, "异议", OBJECTED)
         appraisal.resolve(session, KEY, objected, True, COMMITTEE_SECRETARY, "异议成立", OBJECTED)
+    # And one member of B01 moves to B02 after T: listed under today's branch, which the page says.
+    moved = [dict(r) for r in built.roster]
+    mover = next(r for r in moved if r["branch_id"] == "B01" and r["role"] == "member")
+    b02 = next(r for r in moved if r["branch_id"] == "B02")
+    mover.update(branch_id="B02", branch_name=b02["branch_name"], unit=b02["unit"])
+    sample.write_csv(tmp_path / "moved.csv", moved, sample.ROSTER_FIELDS)
+    with _write(built.engine, OBJECTED) as session:
+        assert roster.import_roster(session, read_table(tmp_path / "moved.csv"), COMMITTEE_SECRETARY, OBJECTED).transferred == 1
     with Session(built.engine) as session:
         write_report(session, KEY, tmp_path / "past", IN_PUBLICITY)
     branch = (tmp_path / "past" / f"branch-{BALLOT_BRANCH}.html").read_text(encoding="utf-8")
@@ -110,6 +119,7 @@ def test_an_appraisal_undone_later_is_not_shown_as_today(tmp_path: Path) -> None
     assert untouched and "评定：" in untouched.group(0) and APPRAISAL_UNKNOWN not in untouched.group(0)
     index = (tmp_path / "past" / "index.html").read_text(encoding="utf-8")
     assert "1 名党员的评议记录在此时点之后有退回" in index
+    assert "此时点之后有 1 名党员转接组织关系" in index
     notice = (tmp_path / "past" / f"publicity-{BALLOT_BRANCH}.html").read_text(encoding="utf-8")
     names = {r["member_id"]: r["name"] for r in built.roster}
     assert names[objected] not in notice and names[other] in notice
