@@ -221,6 +221,40 @@ def test_the_served_runs_and_the_cli_talk_to_prefect_with_the_login(make_run: Ma
     assert done.returncode == 0 and int(done.stdout) == 5, done.stderr[-2000:]
 
 
+@pytest.mark.browser
+def test_a_browser_meets_the_login_page_and_sees_the_deployments_once_logged_in(make_run: MakeRun) -> None:
+    """Debian's Chromium driven by Playwright (no browser download): the UI shows its login page and nothing else;
+    a wrong login stays there; the generated credentials open the deployments page."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("headless Chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from flows.deployments import NAMES
+
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{make_run.url}/deployments")
+            field = page.locator("input[type=password]")
+            field.wait_for(timeout=60_000)
+            assert not any(name in page.inner_text("body") for name in NAMES)
+            page.screenshot(path=str(make_run.folder / "login.png"))
+            field.fill("operator:not-the-password")
+            page.keyboard.press("Enter")
+            page.get_by_text("Authentication failed").first.wait_for(timeout=60_000)
+            assert page.locator("input[type=password]").count() == 1
+            field.fill(make_run.credentials.read_text().strip())
+            page.keyboard.press("Enter")
+            page.locator("input[type=password]").wait_for(state="detached", timeout=60_000)
+            page.goto(f"{make_run.url}/deployments")
+            for name in NAMES:
+                page.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
+            page.screenshot(path=str(make_run.folder / "deployments.png"))
+        finally:
+            browser.close()
+
+
 def test_the_server_dies_with_make_run_even_when_make_run_is_killed(make_run: MakeRun) -> None:
     [server] = servers_on(make_run.port)
     make_run.process.send_signal(signal.SIGKILL)
