@@ -155,11 +155,13 @@ def _legacy_digest(session: Session, block: str, previous: str) -> tuple[int, st
     count = 0
     result = session.connection().execute(
         select(_legacy_text()).where(TransitionLog.block == block).order_by(TransitionLog.id)
+        .execution_options(yield_per=BATCH)
     )
-    for (entry,) in result:
-        digest.update(entry.encode())
-        digest.update(b"\x1e")
-        count += 1
+    for batch in result.partitions():
+        for (entry,) in batch:
+            digest.update(entry.encode())
+            digest.update(b"\x1e")
+        count += len(batch)
     return count, digest.hexdigest()
 
 
