@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from readers.text import has_wide, plain
+from states.columns import TITLE_ROWS, header_at, is_header
 from states.errors import MalformedFile
 from states.source import Source
 
@@ -104,27 +105,39 @@ def read_table(path: Path | str, raw: bytes | None = None) -> Source:
     # Made plain as a whole, and only when something needs it: a per-cell pass would double a million rows' time.
     text = plain(source.text) if has_wide(source.text) else source.text
     reader = csv.reader(lines(text), delimiter=separator(text), strict=True)
+    # The header is the first row naming known columns among the first rows (a title row a spreadsheet saved
+    # above it is skipped), else the first row; rows read while looking are data again.
+    looked: list[tuple[int, list[str]]] = []
     try:
-        header = [h.strip() for h in next(reader)]
+        while len(looked) < TITLE_ROWS:
+            row = next(reader)
+            looked.append((reader.line_num, row))
+            if is_header(row):
+                break
     except StopIteration:
-        raise MalformedFile(source.path, 1, None, "is empty (no header row)") from None
+        pass
     except csv.Error as exc:
-        raise MalformedFile(source.path, 1, None, str(exc)) from None
+        raise MalformedFile(source.path, reader.line_num, None, str(exc)) from None
+    if not looked:
+        raise MalformedFile(source.path, 1, None, "is empty (no header row)")
+    at = header_at([row for _line, row in looked])
+    header_line, header = looked[at][0], [h.strip() for h in looked[at][1]]
+    replay = looked[at + 1 :]
 
     def data() -> Iterator[tuple[int, list[str]]]:
+        pending = iter(replay)
         while True:
             try:
-                values = next(reader)
+                line, values = next(pending, None) or (0, next(reader))
             except StopIteration:
                 return
             except csv.Error as exc:
                 raise MalformedFile(source.path, reader.line_num, None, str(exc)) from None
+            line = line or reader.line_num
             if not values or not "".join(values).strip():
                 continue
             if len(values) != len(header):
-                raise MalformedFile(
-                    source.path, reader.line_num, None, f"has {len(values)} fields, the header {len(header)}"
-                )
-            yield reader.line_num, values
+                raise MalformedFile(source.path, line, None, f"has {len(values)} fields, the header {len(header)}")
+            yield line, values
 
-    return Source(source.path, source.sha256, header, data())
+    return Source(source.path, source.sha256, header, data(), header_line=header_line)

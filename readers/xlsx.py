@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from readers.text import plain
+from states.columns import TITLE_ROWS, header_at, is_header
 from states.errors import MalformedFile
 from states.source import Source, column_letter
 
@@ -34,8 +35,9 @@ def cell_text(value: Any) -> str:
 
 
 def read_xlsx(path: Path | str, raw: bytes, sheet: str | None = None) -> Source:
-    """The first sheet (or `sheet`) as a `Source`: the first non-blank row is the header, rows keep the sheet's
-    numbering, blank rows are skipped, and a value outside the header's columns is refused naming its cell."""
+    """The first sheet (or `sheet`) as a `Source`: the header is the first row naming known columns within the
+    first rows (a title above it is skipped), else the first non-blank row; rows keep the sheet's numbering, blank
+    rows are skipped, and a value outside the header's columns is refused naming its cell."""
     from openpyxl import load_workbook
 
     name = str(path)
@@ -60,19 +62,21 @@ def read_xlsx(path: Path | str, raw: bytes, sheet: str | None = None) -> Source:
     title = str(ws.title)
     if hasattr(ws, "reset_dimensions"):
         ws.reset_dimensions()  # a stale <dimension> written by some tools would cut rows off
-    cells = enumerate(ws.iter_rows(min_row=1, values_only=True), start=1)
-    header: list[str] = []
-    header_line = 1
-    for line, values in cells:
+    looked: list[tuple[int, list[str]]] = []
+    for line, values in enumerate(ws.iter_rows(min_row=1, values_only=True), start=1):
         texts = [cell_text(v).strip() for v in values]
         if any(texts):
-            while not texts[-1]:
-                texts.pop()
-            header, header_line = texts, line
-            break
-    if not header:
+            looked.append((line, texts))
+            if is_header(texts) or len(looked) >= TITLE_ROWS:
+                break
+    if not looked:
         book.close()
         raise MalformedFile(name, None, None, f"sheet {title!r} is empty (no header row)", sheet=title)
+    header_line, header = looked[header_at([texts for _line, texts in looked])]
+    while not header[-1]:
+        header.pop()
+    # Read again from the row after the header (read-only sheets stream: rows looked at are not kept).
+    cells = enumerate(ws.iter_rows(min_row=header_line + 1, values_only=True), start=header_line + 1)
     width = len(header)
 
     def data() -> Iterator[tuple[int, list[str]]]:

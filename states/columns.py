@@ -73,6 +73,28 @@ def canonical(header: str) -> str:
     return ENGLISH.get(text, text.lower())
 
 
+KNOWN: frozenset[str] = frozenset(c.name for columns in FILES.values() for c in columns)
+TITLE_ROWS = 10
+"""How many rows above the header a sheet may hold (a title such as 省外办党员花名册, a date, a blank row)."""
+
+
+def is_header(cells: list[str]) -> bool:
+    """Whether a row names at least two columns of some import file: the header, not a title above it."""
+    return sum(canonical(c) in KNOWN for c in cells if c) >= 2
+
+
+def header_at(rows: list[list[str]]) -> int:
+    """Which of a file's first rows is its header: the first naming known columns, when every row above it looks
+    like a title (at most two cells filled: 省外办党员花名册, 制表日期 …); else the first row not blank. A row that
+    looks like data ends the search, so no data row is ever taken for a title and skipped."""
+    for index, row in enumerate(rows):
+        if is_header(row):
+            return index
+        if sum(1 for c in row if c.strip()) > 2:
+            break
+    return next((i for i, row in enumerate(rows) if any(c.strip() for c in row)), 0)
+
+
 def required(columns: tuple[Column, ...]) -> tuple[str, ...]:
     return tuple(c.name for c in columns if c.required)
 

@@ -237,3 +237,30 @@ def test_utf16_without_bom_mostly_chinese_is_still_recognised(tmp_path: Path) ->
     path.write_bytes(("人员编号\t支部编号\t类别\t日期\t数值\r\n" + rows).encode("utf-16-le"))
     got = _rows(path, *RECORDS)
     assert [r["value"] for _line, r in got][:2] == ["一一一帮一1", "一一一帮一2"] and len(got) == 8
+
+
+def test_a_title_above_the_header_is_skipped_in_a_workbook_and_a_csv(tmp_path: Path) -> None:
+    path = _xlsx(tmp_path / "roster.xlsx", {"花名册": [
+        ["省外办党员花名册"],
+        [None, "制表日期", dt.datetime(2024, 3, 1)],
+        [],
+        ["人员编号", "姓名", "支部编号", "支部名称", "单位", "角色", "电子邮箱"],
+        ["M001", "张君高", "B01", "办公室党支部", "省外办", "member", ""],
+    ]})
+    source = read_table(path)
+    assert source.header_line == 4 and [line for line, _ in rows(source, *ROSTER)] == [5]
+    csv_path = tmp_path / "wps.csv"
+    csv_path.write_text("活动记录,,,,\n\n人员编号,支部编号,类别,日期,数值\nM054,B03,oath,2024-08-20,\n", encoding="utf-8")
+    source = read_table(csv_path)
+    assert source.header_line == 3 and [(line, r["kind"]) for line, r in rows(source, *RECORDS)] == [(4, "oath")]
+
+
+def test_a_data_row_is_never_taken_for_a_title(tmp_path: Path) -> None:
+    """A misspelt header stays the header (and is refused), even when a later row happens to name columns."""
+    path = tmp_path / "r.csv"
+    path.write_text("memberid,branchid,kinds,dates,values\nM054,B03,good_deed,2024-06-20,name unit\n"
+                    "x,y,kind,date,value\n", encoding="utf-8")
+    source = read_table(path)
+    assert source.header_line == 1
+    with pytest.raises(MalformedFile, match="header lacks columns"):
+        list(rows(source, *RECORDS))
