@@ -1,9 +1,12 @@
-"""Prefect's UI as a person sees it: a real `prefect server`, the deployments of prefect.yaml, one deadline run, and
-headless Chromium showing the deployments page and the progress artifact (screenshots in docs/screenshots/)."""
+"""Prefect's UI as a person sees it: a real `prefect server` behind the login `make run` sets up (basic auth, CSRF,
+CORS to its own origin), the deployments of prefect.yaml, one deadline run, and Debian's Chromium, driven by
+Playwright, logging in and showing the deployments page and the progress artifact (screenshots in
+docs/screenshots/)."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -23,6 +26,7 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+AUTH = f"operator:{secrets.token_urlsafe(18)}"
 
 
 def free_port() -> int:
@@ -36,6 +40,7 @@ def prefect_server() -> Iterator[str]:
     """`prefect server start` on a free port with its own PREFECT_HOME; yields the base URL (UI; API under /api)."""
     if CHROMIUM is None:
         pytest.skip("headless Chromium is not installed (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api")
     port = free_port()
     home = Path(tempfile.mkdtemp(prefix="prefect-ui-test-"))
     url = f"http://127.0.0.1:{port}"
@@ -43,6 +48,8 @@ def prefect_server() -> Iterator[str]:
     env.update(
         PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1",
         PREFECT_UI_API_URL=f"{url}/api", PREFECT_SERVER_LOGGING_LEVEL="WARNING",
+        PREFECT_SERVER_API_AUTH_STRING=AUTH, PREFECT_SERVER_CSRF_PROTECTION_ENABLED="true",
+        PREFECT_SERVER_CORS_ALLOWED_ORIGINS=url,
     )
     prefect = Path(sys.executable).with_name("prefect")
     log = (home / "server.log").open("wb")
@@ -83,32 +90,14 @@ for when in ("2024-03-25T00:00:01", "2024-05-01T00:00:01"):  # the start, then t
 """
 
 
-def rendered(url: str, screenshot: Path, *texts: str, attempts: int = 3) -> str:
-    """The DOM of a page, and its screenshot, once it shows every one of `texts` (the app fetches its data after it
-    loads: on a busy machine the first rendering can come before the data)."""
-    dom = ""
-    for _ in range(attempts):
-        dom = chromium(url, screenshot)
-        if all(text in dom for text in texts):
-            break
-    return dom
-
-
-def chromium(url: str, screenshot: Path) -> str:
-    """Render a page of the single-page app after its scripts ran: save a screenshot and return the DOM."""
-    assert CHROMIUM is not None
-    profile = tempfile.mkdtemp(prefix="chromium-")
-    command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile}", "--window-size=1400,900", "--virtual-time-budget=30000",
-        f"--screenshot={screenshot}", "--dump-dom", url,
-    ]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
-    return done.stdout
+def render(page: object, url: str, screenshot: Path, *texts: str) -> str:
+    """Open a page of the single-page app in the logged-in browser, wait until it shows every one of `texts` (it
+    fetches its data after it loads), save a screenshot and return the DOM."""
+    page.goto(url)  # type: ignore[attr-defined]
+    for text in texts:
+        page.get_by_text(text).first.wait_for(timeout=90_000)  # type: ignore[attr-defined]
+    page.screenshot(path=str(screenshot))  # type: ignore[attr-defined]
+    return str(page.content())  # type: ignore[attr-defined]
 
 
 def test_the_ui_lists_the_deployments_and_shows_the_progress_artifact(
@@ -124,21 +113,40 @@ def test_the_ui_lists_the_deployments_and_shows_the_progress_artifact(
     env.update(
         PREFECT_API_URL=f"{prefect_server}/api", PREFECT_HOME=str(tmp_path / "prefect-home"),
         PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", PREFECT_LOGGING_LEVEL="WARNING",
+        PREFECT_API_AUTH_STRING=AUTH,
     )
     subprocess.run([sys.executable, "-c", REGISTER_AND_SWEEP], env=env, cwd=ROOT, check=True, timeout=180)
+    login = tuple(AUTH.split(":", 1))
+    client_id = secrets.token_hex(8)
+    token = httpx.get(f"{prefect_server}/api/csrf-token", params={"client": client_id}, auth=login).json()["token"]
     latest = httpx.post(
-        f"{prefect_server}/api/artifacts/filter",
+        f"{prefect_server}/api/artifacts/filter", auth=login,
+        headers={"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": client_id},
         json={"artifacts": {"key": {"any_": [f"{KEY}-progress"]}}, "sort": "CREATED_DESC", "limit": 1},
     ).json()[0]
 
+    from playwright.sync_api import sync_playwright
+
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    deployments = rendered(f"{prefect_server}/deployments", SCREENSHOTS / "prefect-deployments.png", *NAMES)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{prefect_server}/deployments")
+            field = page.locator("input[type=password]")  # the login page: one field, user:password
+            field.wait_for(timeout=90_000)
+            field.fill(AUTH)
+            page.keyboard.press("Enter")
+            field.wait_for(state="detached", timeout=90_000)
+            deployments = render(page, f"{prefect_server}/deployments", SCREENSHOTS / "prefect-deployments.png", *NAMES)
+            table = render(
+                page, f"{prefect_server}/artifacts/artifact/{latest['id']}", SCREENSHOTS / "prefect-artifact.png",
+                f"{KEY}-progress", "stuck_members", "B08",
+            )
+        finally:
+            browser.close()
     for name in NAMES:
         assert name in deployments
-    table = rendered(
-        f"{prefect_server}/artifacts/artifact/{latest['id']}", SCREENSHOTS / "prefect-artifact.png",
-        f"{KEY}-progress", "stuck_members", "B08",
-    )
     assert f"{KEY}-progress" in table and "stuck_members" in table and "B09" in table
     for name in ("prefect-deployments.png", "prefect-artifact.png"):
         assert (SCREENSHOTS / name).stat().st_size > 10_000
