@@ -269,3 +269,31 @@ def test_an_operator_action_cannot_predate_the_subjects_last_change(db: Engine) 
         assert member_view(s, KEY, B09[3], at("2024-08-02T09:00"))["state"] == "consolidation"
     with Session(db, expire_on_commit=False) as s, s.begin():
         assert exempt(s, KEY, B09[3], "M164", "出国", at("2024-08-01T00:00:01")) == "exempt"  # the same instant: fine
+
+
+def test_a_ballot_leaves_each_members_outcome_and_no_count_anywhere(db: Engine, tmp_path: Path) -> None:
+    """In a branch of few present, counts would tell how each voter voted: none is kept, logged or queued."""
+    import json
+
+    from sqlalchemy import select
+
+    from states.models import BallotTally, Notice, TransitionLog
+
+    rows = [(B09[0], 3, 0, 0), (B09[1], 2, 1, 0), (B09[2], 1, 1, 1)]  # three present: 3-0-0, 2-1-0, 1-1-1 (void)
+    result = record_ballot(db, ballot(tmp_path, rows, entitled=5, present=3))
+    assert result.ratings == {B09[0]: "qualified", B09[1]: "qualified"} and result.void == [B09[2]]
+    assert {c["name"] for c in inspect(db).get_columns("ballot_tally")} == {"meeting_id", "member_id", "outcome"}
+    with Session(db) as s:
+        assert {(t.member_id, t.outcome) for t in s.scalars(select(BallotTally))} == {
+            (B09[0], "qualified"), (B09[1], "qualified"), (B09[2], "void")
+        }
+        reasons = [e.reason for e in s.scalars(select(TransitionLog).where(TransitionLog.cause == "ballot"))]
+        notices = [n.context for n in s.scalars(select(Notice).where(Notice.event == "approval_requested"))]
+    assert sorted(reasons) == sorted(
+        ["rating: qualified", "rating: qualified", "ballot void: no rating had more than half of the votes"]
+    )
+    for context in notices:  # how many members got each rating, the branch's figure — never a member's votes
+        text = json.dumps(context, ensure_ascii=False)
+        assert "2, 1, 0" not in text and "1, 1, 1" not in text and "votes" not in text
+        assert context["counts"] == {"qualified": 2, "basically_qualified": 0, "unqualified": 0}
+        assert all(m not in text for m in B09[:3])  # and no member named beside figures
