@@ -17,6 +17,7 @@ from states.clock import parse_instant
 from states.db import ensure_schema, make_engine
 from states.errors import NotFound
 from states.keys import secret_key
+from states.labels import DEFAULT_LOCALE, Locale
 from states.models import Campaign
 from states.settings import Settings, load_settings
 
@@ -26,8 +27,10 @@ DEFAULT_TZ = "Asia/Shanghai"
 class App:
     """What every command needs: settings and an engine whose schema is current."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, locale: Locale = DEFAULT_LOCALE) -> None:
         self.settings = settings
+        self.locale: Locale = locale
+        """The language of output for people (`--lang`, `CAMPAIGN_LANG`); JSON is the same in every language."""
         self._engine: Engine | None = None
         self._audit_key: bytes | None = None
 
@@ -143,11 +146,57 @@ at_option = click.option("--at", "at_text", metavar="T", help="ISO 8601 time (de
 json_option = click.option("--json", "as_json", is_flag=True, help="print JSON")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+LANGS: dict[str, Locale] = {"zh": "zh-CN", "zh-cn": "zh-CN", "en": "en"}
+LANG_HELP = "language of the output for people: zh (the default) or en; JSON is the same in both"
+
+
+def _locale(value: str | None) -> Locale | None:
+    if value is None:
+        return None
+    try:
+        return LANGS[value.strip().lower().replace("_", "-")]
+    except KeyError:
+        raise click.BadParameter(f"{value!r} is not one of zh, en") from None
+
+
+def _command_lang(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    locale = _locale(value)
+    app = ctx.find_object(App)
+    if locale is not None and app is not None:
+        app.locale = locale
+
+
+def lang_option(command: click.Command) -> None:
+    """Give `command` its own `--lang` (after the command, as people type it), unless it has one already."""
+    if any(p.name == "lang" for p in command.params):
+        return
+    command.params.append(
+        click.Option(["--lang"], metavar="zh|en", expose_value=False, is_eager=True, callback=_command_lang, help=LANG_HELP)
+    )
+
+
+def lang_everywhere(group: click.Group) -> None:
+    """Every command of the tree accepts `--lang` (a command that defines its own keeps it)."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            lang_everywhere(command)
+        else:
+            lang_option(command)
+
+
+EXIT_CODES = """\b
+Exit status: 0 success; 1 refused by the rules (authority, an unmet precondition, no quorum, a quota);
+2 bad input (an unreadable file, an unknown id, a malformed row); 3 the environment failed (the database
+does not answer, the disk is full). On 1, 2 and 3 one line on stderr says why, and nothing is changed.
+Output for people is in Chinese; --lang en (or CAMPAIGN_LANG=en) for English; --json for programs."""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
+@click.option("--lang", metavar="zh|en", envvar="CAMPAIGN_LANG", default=None, help=LANG_HELP)
 @click.pass_context
-def cli(ctx: click.Context) -> None:
+def cli(ctx: click.Context, lang: str | None) -> None:
     """Campaign orchestration: members and branches through study → analysis → rectification → consolidation → pledge."""
-    ctx.obj = App(load_settings())
+    ctx.obj = App(load_settings(), _locale(lang) or DEFAULT_LOCALE)
 
 
 pass_app = click.make_pass_decorator(App)

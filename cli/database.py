@@ -19,6 +19,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session
 
+from cli import human
 from cli.app import (
     App,
     cli,
@@ -49,7 +50,8 @@ def db_upgrade(app: App) -> None:
     """Create or migrate the schema (idempotent)."""
     engine = make_engine(app.settings.database_url)
     upgrade(engine)
-    click.echo(f"schema is current ({engine.url.render_as_string(hide_password=True)})")
+    where = engine.url.render_as_string(hide_password=True)
+    click.echo(human.say(app.locale, f"数据库结构已是最新（{where}）", f"schema is current ({where})"))
 
 
 @db.command("reseal")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Callable
-from typing import Any
 
 import click
 from sqlalchemy.orm import Session
 
+from cli import human, progress
 from cli.app import (
     App,
     appraisal_ops,
@@ -34,29 +34,15 @@ def sweep(app: App, campaign: str, at_text: str | None, dry_run: bool, as_json: 
     from states.sweep import sweep as run_sweep
 
     at = app.at(at_text, campaign)
-    show = sys.stderr.isatty() and not dry_run
-
-    def progress(done: int, total: int) -> None:
-        click.echo(f"\r  sweep {done}/{total} units", nl=done == total, err=True)
-
-    result = run_sweep(
-        app.engine, campaign, at, seal_key=app.audit_key, actor=actor, dry_run=dry_run,
-        branches_per_chunk=app.settings.chunk_branches, progress=progress if show else None,
-    )
+    with progress.counter(human.say(app.locale, "推进进度", "sweep")) as report:
+        # A dry run changes nothing and reports at once; a real sweep may take minutes at scale.
+        result = run_sweep(
+            app.engine, campaign, at, seal_key=app.audit_key, actor=actor, dry_run=dry_run,
+            branches_per_chunk=app.settings.chunk_branches, progress=None if dry_run or not progress.shown() else report,
+        )
     if not dry_run:
         app.anchor()
-    data = result.as_json()
-
-    def human(d: dict[str, Any]) -> str:
-        lead = "dry run (nothing changed): " if dry_run else ""
-        fired = ", ".join(d["fired"]) or "nothing"
-        return (
-            f"{lead}fired: {fired}\n"
-            f"advanced: {d['advanced']['members']} members, {d['advanced']['branches']} branches\n"
-            f"stuck: {d['stuck']['members']} members, {d['stuck']['branches']} branches"
-        )
-
-    emit(data, as_json, human)
+    emit(result.as_json(), as_json, lambda d: human.sweep(d, dry_run, app.locale))
 
 
 
@@ -76,7 +62,9 @@ def retry(
 ) -> None:
     """Re-check and advance, as far as their conditions allow."""
     if not (members or branches or all_stuck):
-        raise click.UsageError("name --member, --branch or --all-stuck")
+        raise click.UsageError(human.say(
+            app.locale, "请指明重新检查的对象：--member、--branch 或 --all-stuck", "name --member, --branch or --all-stuck"
+        ))
     at = app.at(at_text, campaign)
     with app.write(at) as session:
         result = operations_ops().retry(
@@ -88,27 +76,24 @@ def retry(
         "held": result.held,
         "moved": {"members": result.moved_members, "branches": result.moved_branches},
     }
-
-    def human(d: dict[str, Any]) -> str:
-        lines = [f"moved: {d['moved']['members']} members, {d['moved']['branches']} branches"]
-        for member_id, (before, after) in d["advanced"].items():
-            lines.append(f"  {member_id}: {before} → {after}")
-        for subject, held in d["held"].items():
-            unmet = "; ".join(f"{u['condition']} {u['have']}/{u['need']}" for u in held.get("unmet", []))
-            lines.append(f"  {subject}: still {held['state']}" + (f" — {held['why']}" if "why" in held else "") + (f" ({unmet})" if unmet else ""))
-        return "\n".join(lines)
-
-    emit(data, as_json, human)
+    emit(data, as_json, lambda d: human.retry(d, app.locale))
     if not all_stuck and result.moved_members == 0 and result.moved_branches == 0:
-        click.echo("nothing named could advance", err=True)
+        click.echo(human.say(app.locale, "campaign: 所列对象均未能推进", "campaign: nothing named could advance"), err=True)
         sys.exit(1)
 
 
-def _single(action: Callable[[Session, dt.datetime], str | None], app: App, campaign: str, at_text: str | None, ok: str) -> None:
+def _single(
+    action: Callable[[Session, dt.datetime], str | None], app: App, campaign: str, at_text: str | None,
+    ok: tuple[str, str] | None = None, member: str = "",
+) -> None:
+    """One operator action on one member; says the state it left the member in, or `ok` (zh, en) when given."""
     at = app.at(at_text, campaign)
     with app.write(at) as session:
         state = action(session, at)
-    click.echo(ok.format(state=state))
+    if ok is None:
+        click.echo(human.say(app.locale, f"{member}：{human.state(state, app.locale)}", f"{member}: {human.state(state, app.locale)}"))
+    else:
+        click.echo(human.say(app.locale, *ok))
 
 
 @cli.command()
@@ -121,7 +106,7 @@ def _single(action: Callable[[Session, dt.datetime], str | None], app: App, camp
 @pass_app
 def exempt(app: App, campaign: str, member: str, actor: str, reason: str, undo: bool, at_text: str | None) -> None:
     """Exempt a member (posted abroad, long-term ill …), or reverse it."""
-    _single(lambda s, at: operations_ops().exempt(s, campaign, member, actor, reason, at, undo=undo), app, campaign, at_text, f"{member}: {{state}}")
+    _single(lambda s, at: operations_ops().exempt(s, campaign, member, actor, reason, at, undo=undo), app, campaign, at_text, member=member)
 
 
 @cli.command()
@@ -133,7 +118,7 @@ def exempt(app: App, campaign: str, member: str, actor: str, reason: str, undo: 
 @pass_app
 def refer(app: App, campaign: str, member: str, actor: str, reason: str, at_text: str | None) -> None:
     """A discipline case pauses the member."""
-    _single(lambda s, at: operations_ops().refer(s, campaign, member, actor, reason, at), app, campaign, at_text, f"{member}: {{state}}")
+    _single(lambda s, at: operations_ops().refer(s, campaign, member, actor, reason, at), app, campaign, at_text, member=member)
 
 
 @cli.command()
@@ -145,7 +130,7 @@ def refer(app: App, campaign: str, member: str, actor: str, reason: str, at_text
 @pass_app
 def resume(app: App, campaign: str, member: str, actor: str, reason: str, at_text: str | None) -> None:
     """The member resumes where it was."""
-    _single(lambda s, at: operations_ops().resume(s, campaign, member, actor, reason, at), app, campaign, at_text, f"{member}: {{state}}")
+    _single(lambda s, at: operations_ops().resume(s, campaign, member, actor, reason, at), app, campaign, at_text, member=member)
 
 
 @cli.command()
@@ -164,7 +149,9 @@ def withdrawal(app: App, campaign: str, member: str, confirm: bool | None, actor
     _single(
         lambda s, at: appraisal_ops().withdrawal(s, campaign, member, actor, reason, at, confirm=confirm),
         app, campaign, at_text,
-        f"{member}: withdrawal confirmed, awaiting the upper committee's approval" if confirm else f"{member}: {{state}}",
+        (f"{member}：已确认视为自行脱党，待上级党委审批", f"{member}: withdrawal confirmed, awaiting the upper committee's approval")
+        if confirm else None,
+        member=member,
     )
 
 
@@ -181,13 +168,16 @@ def approve(app: App, campaign: str, branch: str, actor: str, reject: bool, reas
     at = app.at(at_text, campaign)
     with app.write(at) as session:
         result = appraisal_ops().approve(session, campaign, branch, actor, at, reject=reject, reason=reason)
+    lang = app.locale
     if not (result.approved or result.rejected or result.withdrawn):
-        click.echo(f"branch {branch}: nothing awaits approval", err=True)
+        click.echo(human.say(lang, f"campaign: 党支部 {branch} 没有待审批的事项", f"campaign: branch {branch}: nothing awaits approval"), err=True)
         sys.exit(1)
     if reject:
-        click.echo(f"branch {branch}: {len(result.rejected)} ratings rejected — the branch reviews again")
+        click.echo(human.say(lang, f"党支部 {branch}：{len(result.rejected)} 人的评定意见被退回，支部重新评议",
+                             f"branch {branch}: {len(result.rejected)} ratings rejected — the branch reviews again"))
     else:
-        click.echo(f"branch {branch}: {len(result.approved)} ratings approved, publicity starts; {len(result.withdrawn)} withdrawn")
+        click.echo(human.say(lang, f"党支部 {branch}：{len(result.approved)} 人的评定意见已批准，开始公示；{len(result.withdrawn)} 人除名",
+                             f"branch {branch}: {len(result.approved)} ratings approved, publicity starts; {len(result.withdrawn)} withdrawn"))
 
 
 @cli.command()
@@ -201,7 +191,8 @@ def excellent(app: App, campaign: str, members: tuple[str, ...], actor: str, at_
     at = app.at(at_text, campaign)
     with app.write(at) as session:
         chosen = appraisal_ops().select_excellent(session, campaign, list(members), actor, at)
-    click.echo(f"selected as excellent: {', '.join(chosen) or 'nobody new'}")
+    click.echo(human.say(app.locale, f"评为优秀共产党员：{'、'.join(chosen) or '无新增'}",
+                         f"selected as excellent: {', '.join(chosen) or 'nobody new'}"))
 
 
 @cli.command("object")
@@ -214,7 +205,7 @@ def excellent(app: App, campaign: str, members: tuple[str, ...], actor: str, at_
 def object_(app: App, campaign: str, member: str, actor: str, reason: str, at_text: str | None) -> None:
     """An objection during publicity."""
     _single(lambda s, at: appraisal_ops().object_to(s, campaign, member, actor, reason, at), app, campaign, at_text,
-            f"{member}: objection recorded, publicity held open until it is resolved")
+            (f"{member}：异议已记录，处理完毕前公示期不结束", f"{member}: objection recorded, publicity held open until it is resolved"))
 
 
 @cli.command()
@@ -231,7 +222,8 @@ def resolve(app: App, campaign: str, member: str, upheld: bool | None, actor: st
     if upheld is None:
         raise click.UsageError("name --upheld or --dismissed")
     _single(lambda s, at: appraisal_ops().resolve(s, campaign, member, upheld, actor, reason, at), app, campaign, at_text,
-            f"{member}: objection " + ("upheld — back to a new ballot" if upheld else "dismissed"))
+            (f"{member}：异议成立，重新投票", f"{member}: objection upheld — back to a new ballot") if upheld
+            else (f"{member}：异议不成立", f"{member}: objection dismissed"))
 
 
 # -- the log -----------------------------------------------------------------------------------------------------

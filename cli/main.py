@@ -2,35 +2,71 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
 import click
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
-from cli import database, decisions, imports, notify, views  # noqa: F401  (each registers its commands)
-from cli.app import cli
+from cli import answers, database, decisions, imports, notify, views  # noqa: F401  (each registers its commands)
+from cli.app import cli, lang_everywhere
 from states.errors import CampaignError
+
+lang_everywhere(cli)
+
+# SQLSTATEs of a concurrent change that got there first (serialization failure, deadlock, lock not available):
+# refused like any other compare-and-set conflict (exit 1); running the command again succeeds.
+CONCURRENT = frozenset({"40001", "40P01", "55P03"})
+# A path the user named that does not fit (exit 2); any other OSError is the machine's (disk full, read-only,
+# permissions, I/O: exit 3).
+BAD_PATH = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG})
+
+
+def database_failure(exc: OperationalError | InterfaceError) -> tuple[int, str]:
+    """The exit code and line for a database error: a conflict with a concurrent change is 1, anything else the
+    driver calls operational (no answer, refused connection, disk full, read-only file) is the environment, 3."""
+    text = " ".join(str(exc.orig).split()) or type(exc.orig).__name__
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if state in CONCURRENT or "database is locked" in text:
+        return 1, f"campaign: a concurrent change got there first, nothing was changed; run it again: {text[:300]}"
+    return 3, f"campaign: the database failed (环境故障，数据库不可用): {text[:300]}"
+
+
+def os_failure(exc: OSError) -> tuple[int, str]:
+    where = f": {exc.filename}" if exc.filename else ""
+    reason = exc.strerror or str(exc)
+    if exc.errno in BAD_PATH:
+        return 2, f"campaign: {reason}{where}"
+    return 3, f"campaign: the environment failed (环境故障): {reason}{where}"
 
 
 def main() -> None:
-    """Entry point: a user's mistake is one line on stderr and exit 1 or 2, never a traceback."""
+    """Entry point: a user's mistake is one line on stderr and exit 1 or 2, a failing environment exit 3, never a
+    traceback."""
     os.umask(0o077)  # what the service writes (the database, the outbox, reports, keys) is its own: private
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)
     except CampaignError as exc:
         click.echo(f"campaign: {exc}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        click.echo("campaign: aborted", err=True)
         sys.exit(1)
     except click.ClickException as exc:
-        # click's own usage text spans lines; the contract's reason is one line
-        click.echo(f"campaign: {' '.join(exc.format_message().split())}", err=True)
+        # Click's own usage text spans several lines; the contract is one line, naming the command's --help.
+        hint = f" (see: {exc.ctx.command_path} --help)" if isinstance(exc, click.UsageError) and exc.ctx else ""
+        click.echo(f"campaign: {' '.join(exc.format_message().split())}{hint}", err=True)
         sys.exit(2)
-    except OperationalError as exc:
-        click.echo(f"campaign: the database refused: {str(exc.orig).splitlines()[0]}", err=True)
-        sys.exit(1)
+    except (OperationalError, InterfaceError) as exc:
+        status, line = database_failure(exc)
+        click.echo(line, err=True)
+        sys.exit(status)
+    except OSError as exc:
+        status, line = os_failure(exc)
+        click.echo(line, err=True)
+        sys.exit(status)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from cli import human, progress
 from cli.app import (
     App,
     cli,
@@ -26,15 +27,20 @@ def notify_dispatch(app: App, channel: str, batch: int) -> None:
     """Deliver pending notices; exit 1 if any could not be delivered (it stays queued and is tried again)."""
     from notices.dispatch import dispatch, pending_count
 
+    lang = app.locale
     with app.read() as session:
         total = pending_count(session)
     if total == 0:
-        click.echo("nothing to deliver")
+        click.echo(human.say(lang, "没有待发送的通知", "nothing to deliver"))
         return
-    with click.progressbar(length=total, label=f"delivering {total} notices", file=sys.stderr) as bar:
-        result = dispatch(app.engine, app.settings, channel, batch=batch, progress=bar.update)
+    with progress.bar(total, human.say(lang, f"正在发送 {total} 条通知", f"delivering {total} notices")) as advance:
+        result = dispatch(app.engine, app.settings, channel, batch=batch, progress=advance)
     where = app.settings.outbox_dir if channel == "file" else f"{app.settings.smtp_host}:{app.settings.smtp_port}"
-    click.echo(f"{result.sent} delivered ({where}), {result.undeliverable} undeliverable (no address), {result.failed} failed")
+    click.echo(human.say(
+        lang,
+        f"已发送 {result.sent} 条（{where}），{result.undeliverable} 条无法投递（无电子邮件地址），{result.failed} 条失败",
+        f"{result.sent} delivered ({where}), {result.undeliverable} undeliverable (no address), {result.failed} failed",
+    ))
     for error in (result.errors or [])[:5]:
         click.echo(f"  {error}", err=True)
     if result.failed:

@@ -6,12 +6,12 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cli import human
 from cli.app import (
     App,
     at_option,
@@ -22,34 +22,8 @@ from cli.app import (
 )
 from states import anchors, audit
 from states.errors import BadInput, NotFound
-from states.models import Campaign, TransitionLog
-from states.status import branch_view, member_view, summary
-
-
-def _human_member(view: dict[str, Any]) -> str:
-    lines = [
-        f"{view['member_id']} {view['name']} (branch {view['branch_id']}): {view['state']}"
-        + ("  — STUCK" if view["stuck"] else "")
-    ]
-    if view.get("prior_state"):
-        lines.append(f"  returns to: {view['prior_state']}")
-    if view.get("next"):
-        if view["unmet"]:
-            lines.append(f"  to move on to {view['next']}, still needed:")
-            for item in view["unmet"]:
-                lines.append(f"    {item['condition']}: have {item['have']}, need {item['need']}")
-        else:
-            lines.append(f"  every condition for {view['next']} holds")
-    if "appraisal" in view:
-        a = view["appraisal"]
-        lines.append(
-            f"  appraisal: rating {a['rating'] or '—'}, approved {a['approved']}, final {a['final']}"
-            + (", objection pending" if a["objection_pending"] else "")
-            + (", excellent" if a["excellent"] else "")
-        )
-    if "disposition" in view:
-        lines.append(f"  organisational disposition: {view['disposition']}")
-    return "\n".join(lines)
+from states.models import Branch, Campaign, TransitionLog
+from states.status import branch_view, explain_view, member_view, summary
 
 
 @cli.command()
@@ -60,26 +34,21 @@ def _human_member(view: dict[str, Any]) -> str:
 @json_option
 @pass_app
 def status(app: App, campaign: str, branch: str | None, member: str | None, at_text: str | None, as_json: bool) -> None:
-    """Where things stand."""
+    """Where things stand: the campaign, one branch, or one member (JSON only with --json)."""
     at = app.at(at_text, campaign)
+    lang, tz = app.locale, app.timezone(campaign)
     with app.read() as session:
         if member:
-            emit(member_view(session, campaign, member, at), as_json, _human_member)
+            if as_json:
+                emit(member_view(session, campaign, member, at), True, str)
+            else:
+                click.echo(human.member(explain_view(session, campaign, member, at), tz, lang))
         elif branch:
             view = branch_view(session, campaign, branch, at)
-            emit(view, as_json, lambda v: json.dumps(v, ensure_ascii=False, indent=2))
+            found = session.get(Branch, branch)
+            emit(view, as_json, lambda v: human.branch(v, found.name if found else None, lang))
         else:
-            data = summary(session, campaign, at)
-
-            def human(d: dict[str, Any]) -> str:
-                members = ", ".join(f"{s} {n}" for s, n in d["members"].items())
-                branches = ", ".join(f"{s} {n}" for s, n in d["branches"].items())
-                return (
-                    f"{d['campaign']}: phase {d['phase']}\n  members: {members}\n  branches: {branches}\n"
-                    f"  stuck: {d['stuck']['members']} members, {d['stuck']['branches']} branches"
-                )
-
-            emit(data, as_json, human)
+            emit(summary(session, campaign, at), as_json, lambda d: human.summary(d, at, tz, lang))
 
 
 @cli.command()
@@ -91,8 +60,9 @@ def status(app: App, campaign: str, branch: str | None, member: str | None, at_t
 def explain(app: App, campaign: str, member: str, at_text: str | None, as_json: bool) -> None:
     """The member's state and every unmet condition of its next step, with figures."""
     at = app.at(at_text, campaign)
+    tz = app.timezone(campaign)
     with app.read() as session:
-        emit(member_view(session, campaign, member, at), as_json, _human_member)
+        emit(explain_view(session, campaign, member, at), as_json, lambda v: human.member(v, tz, app.locale))
 
 
 # -- operator actions --------------------------------------------------------------------------------------------
@@ -175,11 +145,9 @@ def audit_cmd(
     if as_json:
         click.echo(json.dumps(entries, ensure_ascii=False))
         return
+    tz = app.timezone(campaign)
     for e in entries:
-        subject = e["member_id"] or e["branch_id"] or "-"
-        move = f"{e['from']} → {e['to']}" if e["from"] != e["to"] else (e["to"] or "")
-        recorded = f"  (记录于 {e['recorded_at'][:19]})" if e["recorded_at"] else ""
-        click.echo(f"{e['at']}{recorded}  {subject:<10} {move:<32} {e['cause']:<20} {e['actor']}  {e['reason']}")
+        click.echo(human.audit_line(e, tz, app.locale))
 
 
 @cli.command()
@@ -195,4 +163,8 @@ def report(app: App, campaign: str, out_dir: Path | None, at_text: str | None) -
     target = out_dir or app.settings.report_dir / campaign
     with app.read() as session:
         written = write_report(session, campaign, target, at)
-    click.echo(f"{len(written)} pages written to {target} (open {target / 'index.html'})")
+    click.echo(human.say(
+        app.locale,
+        f"已写入 {len(written)} 个页面：{target}（打开 {target / 'index.html'}）",
+        f"{len(written)} pages written to {target} (open {target / 'index.html'})",
+    ))

@@ -55,6 +55,32 @@ def leader(session: Session, actor: str, action: str) -> Person:
     return person
 
 
+# Who takes each act that moves a member on from a side state, as the checks above enforce it: "branch" — the
+# member's own branch secretary or a leader (`over_member`; records by the row's branch secretary or a leader),
+# "leaders" — the upper committee (`leader`), "system" — the clock (a sweep or Prefect's deadline run).
+MEMBER_ACTS: dict[str, str] = {
+    "start": "system",
+    "exempt": "branch",
+    "unexempt": "branch",
+    "refer": "branch",
+    "resume": "branch",
+    "withdrawal_confirmed": "branch",
+    "accept_late": "branch",
+    "withdrawal_approved": "leaders",
+    "disposition": "branch",
+}
+
+
+def acting_roles(act: str) -> tuple[str, ...]:
+    """The roles that may take `act` on a member (for a branch secretary: of the member's own branch)."""
+    who = MEMBER_ACTS[act]
+    if who == "branch":
+        return ("branch_secretary", *LEADERS)
+    if who == "leaders":
+        return LEADERS
+    return ()
+
+
 # -- imports are acts too --------------------------------------------------------------------------------------------
 
 

@@ -10,12 +10,13 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import JSON, String
 
-from states.errors import BadInput
+from states.errors import BadInput, EnvironmentFailed
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 SCHEMA_REVISION = "20261201_1840"
@@ -29,7 +30,11 @@ def absolute_url(url: str) -> str:
         path = Path(parsed.database)
         if not path.is_absolute():
             path = Path.cwd() / path
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # a new database's folder is private
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # a new database's folder is private
+        except OSError as exc:
+            # The URL is well formed; the machine cannot hold the file there (a file in the way, no permission).
+            raise EnvironmentFailed(f"cannot create the database's folder {path.parent}: {exc.strerror or exc}") from exc
         parsed = parsed.set(database=str(path))
     return parsed.render_as_string(hide_password=False)
 
@@ -43,13 +48,19 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     try:
         url = absolute_url(url)
         backend = make_url(url).get_backend_name()
+    except EnvironmentFailed:
+        raise
     except Exception as exc:  # noqa: BLE001 - any unparseable URL is the user's input
         raise BadInput(f"CAMPAIGN_DATABASE_URL is not a database URL: {exc}") from exc
     if backend == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 60}, execution_options=ROWCOUNT, **kwargs)
         _sqlite_writers_wait(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, execution_options=ROWCOUNT, **kwargs)
+    try:
+        return create_engine(url, pool_pre_ping=True, execution_options=ROWCOUNT, **kwargs)
+    except (NoSuchModuleError, ArgumentError, ImportError) as exc:
+        # An unknown dialect or a driver that is not installed: the URL names a database this install cannot use.
+        raise BadInput(f"CAMPAIGN_DATABASE_URL names no database this installation can use ({backend}): {exc}") from exc
 
 
 def _sqlite_writers_wait(engine: Engine) -> None:

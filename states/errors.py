@@ -82,3 +82,10 @@ class QuotaExceeded(Refused):
 
 class InvalidTransition(Refused):
     """Raised when a trigger is not allowed from the subject's current state."""
+
+
+class EnvironmentFailed(CampaignError):
+    """Raised when the environment fails the command, not its input or the rules: the database does not answer,
+    the disk is full (exit 3)."""
+
+    exit_code = 3

@@ -189,8 +189,13 @@ def evaluate_member(session: Session, ctx: EvalContext, member_id: str, edge: Tr
     mapping = session.execute(query).mappings().first()
     if mapping is None:
         raise NotFound(f"member {member_id!r} takes no part in campaign {ctx.campaign_key!r}")
-    results = results_from(mapping, names)
-    # `unless` conditions hold when their measure fails.
+    return edge_results(mapping, edge)
+
+
+def edge_results(mapping: Any, edge: Transition) -> list[Result]:
+    """The results of `edge`'s guards from a row carrying their `figures` (`unless` conditions hold when their
+    measure fails)."""
+    results = results_from(mapping, edge.guards)
     return [r if r.condition in edge.conditions else Result(r.condition, r.have, r.need, not r.ok) for r in results]
 
 

@@ -469,3 +469,85 @@ def format_datetime(value: dt.datetime | str, timezone: str, locale: Locale) -> 
     local = instant.replace(tzinfo=zone) if instant.tzinfo is None else instant.astimezone(zone)
     separator = " " if locale == "zh-CN" else ", "
     return f"{format_date(local.date(), locale)}{separator}{local:%H:%M}"
+
+
+# -- the log, and what stands between a member and its next step ---------------------------------------
+
+# Why a row of the log was written (`transition_log.cause`); a cause not listed here is shown as it is.
+CAUSE_LABELS: Labels = {
+    "sweep": {"zh-CN": "定时推进", "en": "sweep"},
+    "retry": {"zh-CN": "重新检查", "en": "retry"},
+    "exempt": {"zh-CN": "免予参加", "en": "exempted"},
+    "exempt_undo": {"zh-CN": "撤销免予参加", "en": "exemption reversed"},
+    "refer": {"zh-CN": "移交处理", "en": "referred"},
+    "resume": {"zh-CN": "恢复参加", "en": "resumed"},
+    "accept_late": {"zh-CN": "接受补交书面申请", "en": "late application accepted"},
+    "withdrawal_confirmed": {"zh-CN": "支部确认脱党", "en": "withdrawal confirmed"},
+    "withdrawal_approved": {"zh-CN": "上级党委批准除名", "en": "withdrawal approved"},
+    "withdrawal_rejected": {"zh-CN": "上级党委未批准除名", "en": "withdrawal rejected"},
+    "ballot": {"zh-CN": "党员大会投票", "en": "ballot"},
+    "approval": {"zh-CN": "上级党委批准", "en": "approved"},
+    "approval_rejected": {"zh-CN": "上级党委退回", "en": "approval rejected"},
+    "objection": {"zh-CN": "提出异议", "en": "objection"},
+    "objection_upheld": {"zh-CN": "异议成立", "en": "objection upheld"},
+    "objection_dismissed": {"zh-CN": "异议不成立", "en": "objection dismissed"},
+    "excellent": {"zh-CN": "评为优秀共产党员", "en": "selected as excellent"},
+    "roster_import": {"zh-CN": "导入名册", "en": "roster import"},
+    "record_import": {"zh-CN": "导入记录", "en": "record import"},
+    "plan_load": {"zh-CN": "载入方案", "en": "plan load"},
+}
+
+# Why a member's evidence does not count at T (`explain`): "学时：有 3 条记录日期在本阶段截止（2024年4月30日）之后，不计入".
+UNCOUNTED: dict[str, dict[Locale, str]] = {
+    "before_window": {
+        "zh-CN": "{label}：有 {n} 条记录日期在活动开始（{date}）之前，不计入",
+        "en": "{label}: {n} record(s) dated before the campaign began ({date}) do not count",
+    },
+    "after_window": {
+        "zh-CN": "{label}：有 {n} 条记录日期在活动结束（{date}）之后，不计入",
+        "en": "{label}: {n} record(s) dated after the campaign ended ({date}) do not count",
+    },
+    "after_phase": {
+        "zh-CN": "{label}：有 {n} 条记录日期在本阶段截止（{date}）之后，截止时不计入",
+        "en": "{label}: {n} record(s) dated after this phase ends ({date}) will not count at its deadline",
+    },
+    "after_at": {
+        "zh-CN": "{label}：有 {n} 条记录日期晚于 {date}，到该日期后才计入",
+        "en": "{label}: {n} record(s) dated after {date} count only from their date on",
+    },
+}
+
+# The acts that take a member out of a side state (the member machine's triggers, and the acts their conditions
+# wait for), with the command that performs each.
+ACT_LABELS: Labels = {
+    "start": {"zh-CN": "活动开始时自动转入教育学习", "en": "moves to study when the campaign starts"},
+    "unexempt": {"zh-CN": "撤销免予参加，回到{prior}", "en": "reverse the exemption, back to {prior}"},
+    "resume": {"zh-CN": "恢复参加，回到{prior}", "en": "resume, back to {prior}"},
+    "withdrawal_confirmed": {"zh-CN": "党支部确认视为自行脱党", "en": "the branch confirms the withdrawal"},
+    "withdrawal_approved": {"zh-CN": "上级党委审批除名", "en": "the upper committee approves the withdrawal"},
+    "accept_late": {
+        "zh-CN": "补交书面申请后，党支部可接受，回到巩固提高",
+        "en": "once a written application is recorded, the branch may accept it, back to consolidation",
+    },
+    "disposition": {"zh-CN": "记录组织处置情况", "en": "record the organisational disposition"},
+}
+
+
+def role_label(name: str, locale: Locale) -> str:
+    return ROLE_LABELS[name][locale] if name in ROLE_LABELS else name
+
+
+def cause_label(name: str, locale: Locale) -> str:
+    return CAUSE_LABELS[name][locale] if name in CAUSE_LABELS else name
+
+
+def describe_uncounted(condition: str, reason: str, count: int, day: dt.date | str, locale: Locale) -> str:
+    """Why `count` records of a condition's evidence do not count at T, naming the day that decides."""
+    return UNCOUNTED[reason][locale].format(
+        label=condition_label(condition, locale), n=count, date=format_date(day, locale)
+    )
+
+
+def describe_act(act: str, locale: Locale, prior: str | None = None) -> str:
+    """A next step out of a side state: "撤销免予参加，回到教育学习"."""
+    return _lookup(ACT_LABELS, act, locale, "act").format(prior=state_label(prior, locale) if prior else "—")

@@ -5,14 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select
 from sqlalchemy.orm import Session
 
+from states import authority
 from states import branch as branch_machine
 from states import member as member_machine
 from states.clock import as_utc
+from states.conditions import EvalContext, condition
 from states.errors import NotFound
 from states.evaluate import context, evaluate_branch, evaluate_member, final_ratings
+from states.machine import PHASES
 from states.models import Appraisal, BranchProgress, Campaign, Evidence, MemberProgress, Person, Phase
 
 
@@ -174,3 +177,133 @@ def branch_view(session: Session, key: str, branch_id: str, at: dt.datetime) -> 
     view["members"] = table[0]["members"] if table else {}
     view["stuck_members"] = table[0]["stuck_members"] if table else 0
     return view
+
+
+def explain_view(session: Session, key: str, member_id: str, at: dt.datetime) -> dict[str, Any]:
+    """`explain`: `member_view`, plus why some of the member's evidence does not count at T (`uncounted`) and,
+    out of a side state, the next steps and who takes them (`next_steps`)."""
+    view = member_view(session, key, member_id, at)
+    ctx = context(session, key, at)
+    view["uncounted"] = uncounted(session, ctx, member_id, view["state"], [u["condition"] for u in view["unmet"]])
+    progress = session.get(MemberProgress, (key, member_id))
+    person = session.get(Person, member_id)
+    assert progress is not None and person is not None  # member_view found both
+    view["next_steps"] = next_steps(session, key, person, progress, view.get("disposition"))
+    return view
+
+
+UNCOUNTED_ORDER = ("before_window", "after_phase", "after_at", "after_window")
+"""Why evidence does not count, in the order of the calendar."""
+
+
+def uncounted(
+    session: Session, ctx: EvalContext, member_id: str, state: str, conditions: list[str]
+) -> list[dict[str, Any]]:
+    """The member's evidence for the unmet `conditions` that does not count at T, grouped by why: dated outside the
+    campaign's window (never counts), after the end of the member's phase while its deadline is still ahead (the
+    deadline will not count it), or after T's date (counts from its date on). `day` is the day that decides."""
+    kinds_of: dict[str, tuple[str, ...]] = {}
+    for name in conditions:
+        tally = condition("member", name).tally
+        if tally is not None:
+            kinds_of[name] = tally.kinds
+    if not kinds_of:
+        return []
+    wanted = sorted({kind for kinds in kinds_of.values() for kind in kinds})
+    rows = session.execute(
+        select(Evidence.kind, Evidence.date, func.count())
+        .where(
+            Evidence.member_id == member_id,
+            Evidence.kind.in_(wanted),
+            not_(Evidence.date.between(ctx.window_start, ctx.last_day)),
+        )
+        .group_by(Evidence.kind, Evidence.date)
+    ).all()
+    if not rows:
+        return []
+    phase_end: dt.date | None = None
+    if state in PHASES:
+        phase = session.get(Phase, (ctx.campaign_key, state))
+        if phase is not None and ctx.at < as_utc(phase.deadline_at):
+            phase_end = phase.end
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for name, kinds in kinds_of.items():
+        for kind, day, count in rows:
+            if kind not in kinds:
+                continue
+            if day < ctx.window_start:
+                reason, decides = "before_window", ctx.window_start
+            elif day > ctx.window_end:
+                reason, decides = "after_window", ctx.window_end
+            elif phase_end is not None and day > phase_end:
+                reason, decides = "after_phase", phase_end
+            else:
+                reason, decides = "after_at", ctx.cutoff
+            entry = found.setdefault(
+                (name, reason), {"condition": name, "reason": reason, "count": 0, "day": decides.isoformat()}
+            )
+            entry["count"] += count
+    return sorted(found.values(), key=lambda e: (e["condition"], UNCOUNTED_ORDER.index(e["reason"])))
+
+
+def next_steps(
+    session: Session, key: str, person: Person, progress: MemberProgress, disposition: str | None = None
+) -> list[dict[str, Any]]:
+    """Out of a side state (or before the start): the acts that move the member on, from the member machine's
+    transitions, each with its destination and who takes it (`authority.MEMBER_ACTS`), by name where the roster
+    names them. A member on the main path moves by its conditions (`unmet`), a terminal state by nothing."""
+    state = progress.state
+    acts: list[tuple[str, str | None]] = []
+    if state == "enrolled":
+        acts = [(t.trigger, t.dest) for t in member_machine.TRANSITIONS if t.source == state and t.trigger == "start"]
+    elif state in ("exempt", "referred"):
+        back = f"came_from_{progress.prior_state}"
+        acts = [(t.trigger, t.dest) for t in member_machine.TRANSITIONS if t.source == state and back in t.conditions]
+    elif state == "withdrawal_pending":
+        appraisal = session.get(Appraisal, (key, person.member_id))
+        confirmed = appraisal is not None and appraisal.withdrawal_confirmed_at is not None
+        for t in member_machine.TRANSITIONS:
+            if t.source != state or t.trigger not in ("withdraw", "accept_late"):
+                continue
+            if t.trigger == "withdraw":
+                # Its conditions are acts in order: the branch confirms, then the upper committee approves.
+                acts.append((t.conditions[1] if confirmed else t.conditions[0], t.dest))
+            else:
+                acts.append((t.trigger, t.dest))
+    elif state == "disqualified" and disposition == "pending":
+        acts = [("disposition", None)]
+    steps: list[dict[str, Any]] = []
+    for act, dest in acts:
+        roles = authority.acting_roles(act)
+        steps.append({"act": act, "to": dest, "by": list(roles), "people": _people(session, person, roles)})
+    return steps
+
+
+def _people(session: Session, member: Person, roles: tuple[str, ...]) -> list[dict[str, str]]:
+    """The roster's people in `roles` who may act on `member`: its own branch's secretary, and the leaders."""
+    if not roles:
+        return []
+    others = [r for r in roles if r != "branch_secretary"]
+    where: list[ColumnElement[bool]] = [Person.role.in_(others)] if others else []
+    if "branch_secretary" in roles and member.branch_id is not None:
+        where.append(and_(Person.role == "branch_secretary", Person.branch_id == member.branch_id))
+    if not where:
+        return []
+    order = {role: index for index, role in enumerate(roles)}
+    found = list(session.execute(select(Person.member_id, Person.name, Person.role).where(or_(*where))).all())
+    found.sort(key=lambda p: (order.get(p.role, len(order)), p.member_id))
+    return [{"member_id": p.member_id, "name": p.name, "role": p.role} for p in found]
+
+
+def campaign_list(session: Session, at: dt.datetime) -> list[dict[str, Any]]:
+    """`campaigns --json`: every campaign by key, its title, the phase whose window holds T, its participants."""
+    counts: dict[str, int] = {
+        key: n
+        for key, n in session.execute(
+            select(MemberProgress.campaign_key, func.count()).group_by(MemberProgress.campaign_key)
+        )
+    }
+    return [
+        {"campaign": key, "title": title, "phase": phase_at(session, key, at), "members": counts.get(key, 0)}
+        for key, title in session.execute(select(Campaign.key, Campaign.title).order_by(Campaign.key))
+    ]

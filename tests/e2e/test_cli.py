@@ -47,7 +47,7 @@ def test_a_whole_study_phase(cli, tmp_path: Path) -> None:  # noqa: ANN001
     assert [u["condition"] for u in held["unmet"]] == ["branch"]  # B08 held only by its branch
 
     refused = cli("retry", "sfao-2024", "--member", "M054", "--actor", "M048", "--reason", "check", "--at", "2024-05-01T09:00")
-    assert refused.code == 1 and "study_hours" in refused.out
+    assert refused.code == 1 and "学时 46/50" in refused.out
     assert cli("retry", "sfao-2024", "--member", "M054", "--actor", "M005", "--reason", "x").code == 1  # plain member
     assert cli("retry", "sfao-2024", "--member", "M054", "--actor", "I01", "--reason", "x").code == 1  # inspector
     assert cli("retry", "sfao-2024", "--member", "M054", "--actor", "M004", "--reason", "x").code == 1  # other branch

@@ -230,11 +230,11 @@ def test_the_cli_dispatches_once_and_exits_1_while_the_server_refuses(
     recorder.refusals = ["451 4.3.0 try later"] * 3
     failing = runner.invoke(cli, ["notify", "dispatch", "--channel", "smtp"], env=env)
     assert failing.exit_code == 1, failing.output
-    assert "3 failed" in failing.output
+    assert "3 条失败" in failing.output
     recovered = runner.invoke(cli, ["notify", "dispatch", "--channel", "smtp"], env=env)
     assert recovered.exit_code == 0, recovered.output
-    assert "3 delivered" in recovered.output
-    assert runner.invoke(cli, ["notify", "dispatch", "--channel", "smtp"], env=env).output.strip() == "nothing to deliver"
+    assert "已发送 3 条" in recovered.output
+    assert runner.invoke(cli, ["notify", "dispatch", "--channel", "smtp"], env=env).output.strip() == "没有待发送的通知"
 
 
 # -- what the messages say -------------------------------------------------------------------------------------
