@@ -31,7 +31,7 @@ def office(tmp_path_factory: pytest.TempPathFactory) -> Cli:
     for args in (
         ["roster", "import", str(roster_path()), "--actor", "M002", "--at", "2024-03-01T09:00"],
         ["plan", "load", str(plan_2024_path()), "--actor", "M002", "--at", "2024-03-01T09:00"],
-        ["record", "import", str(write_csv(cli.tmp / "early.csv", rows, RECORD_FIELDS)), "--at", "2024-03-01T09:00"],
+        ["record", "import", str(write_csv(cli.tmp / "early.csv", rows, RECORD_FIELDS)), "--actor", "M002", "--at", "2024-03-01T09:00"],
         ["sweep", KEY, "--at", "2024-03-25T08:00"],
         ["sweep", KEY, "--at", "2024-05-01T00:00:01"],
     ):
@@ -180,7 +180,7 @@ def test_explain_says_why_evidence_does_not_count_and_what_comes_next(office: Cl
         "M059,B03,study_self,2024-09-02,4\nM059,B03,study_self,2024-09-03,4\nM059,B03,study_self,2024-05-20,4\n",
         encoding="utf-8",
     )
-    ok(office, "record", "import", str(late))
+    ok(office, "record", "import", str(late), "--actor", "M048")
     view = json.loads(ok(office, "explain", KEY, "--member", "M059", "--at", T, "--json"))
     assert view["uncounted"] == [
         {"condition": "study_hours", "reason": "after_at", "count": 1, "day": "2024-05-01"},
