@@ -11,7 +11,7 @@ from states.models import BranchProgress, MemberProgress, Person
 from states.status import branch_view, member_view, passed_phases
 from states.stuck import stuck_list
 from states.sweep import sweep
-from tests.fixtures import KEY, at
+from tests.fixtures import KEY, SEAL_KEY, at
 
 T = "2024-05-01T09:00"
 
@@ -19,8 +19,8 @@ T = "2024-05-01T09:00"
 @pytest.fixture
 def fired(sample: Engine) -> Engine:
     """The sample office with its study deadline fired: 25 members and one branch (B08) left behind."""
-    sweep(sample, KEY, at("2024-03-25T00:00:01"))
-    sweep(sample, KEY, at("2024-05-01T00:00:01"))
+    sweep(sample, KEY, at("2024-03-25T00:00:01"), seal_key=SEAL_KEY)
+    sweep(sample, KEY, at("2024-05-01T00:00:01"), seal_key=SEAL_KEY)
     return sample
 
 
