@@ -292,3 +292,14 @@ def test_a_chain_from_before_keyed_seals_is_vouched_for_by_a_keyed_seal(tmp_path
         session.execute(text("UPDATE audit_seal SET digest = :d WHERE block = :b"), {"d": digest, "b": first})
     result = run_cli(["audit", KEY, "--verify"], env)
     assert result.code == 1 and f"block {_blocks(db)[1]}" in result.err, result.err
+
+
+def test_a_seal_does_not_depend_on_how_entries_are_batched(logged: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with _session(logged) as session:
+        block, entries, digest, previous, when = session.execute(
+            select(AuditSeal.block, AuditSeal.entries, AuditSeal.digest, AuditSeal.prev_digest, AuditSeal.at)
+            .order_by(AuditSeal.entries.desc()).limit(1)
+        ).one()
+        assert entries > 7
+        monkeypatch.setattr(audit, "BATCH", 3)
+        assert audit.block_digest(session, SEAL_KEY, block, previous, when) == (entries, digest)
