@@ -10,6 +10,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +24,10 @@ from cli import human
 from cli.app import (
     App,
     cli,
+    default_actor,
     pass_app,
 )
-from states import audit
+from states import audit, facts
 from states.db import ensure_schema, make_engine, upgrade
 from states.errors import BadInput, CampaignError, Refused
 from states.models import TransitionLog
@@ -248,3 +250,27 @@ def _check_sqlite_backup(app: App, staged: Path, file: Path) -> None:
     if verdict.broken:
         raise Refused(f"{file}: its audit chain is broken at block {verdict.broken} ({verdict.why}); not restored")
 
+@db.command("check-facts")
+@click.option("--repair", is_flag=True, help="recompute every campaign's facts from the evidence")
+@click.option("--actor", default=None, help="who repairs (default: the login name)")
+@pass_app
+def db_check_facts(app: App, repair: bool, actor: str | None) -> None:
+    """Recompute the facts kept at import from the evidence and compare; exit 1 when they differ (unrepaired)."""
+    with app.read() as session:
+        found = facts.differences(session)
+    for key, scope, rows in found:
+        click.echo(f"{key}: {rows} {scope} facts rows differ from the evidence", err=True)
+    if not found:
+        click.echo("facts agree with the evidence")
+        return
+    if not repair:
+        sys.exit(1)
+    at = app.at(None)
+    with app.write(at) as session:
+        facts.repair(session)
+        audit.log(
+            session, campaign_key="", member_id=None, branch_id=None, from_state=None, to_state=None,
+            cause="facts_repair", actor=actor or default_actor(),
+            reason="; ".join(f"{key} {scope}: {rows} rows" for key, scope, rows in found), at=at,
+        )
+    click.echo("facts recomputed from the evidence")

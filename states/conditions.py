@@ -1,9 +1,9 @@
 """Every condition of the campaign, defined once: a measure over the evidence and what it needs.
 
 Each condition is a measure (`have`), what it needs (`need`) and the test between them (`ok`), all SQL. A
-measure of evidence is a `Tally`: an aggregate over the subject's evidence rows, computed for a whole chunk by one
-GROUP BY that the chunk's statement joins (`facts`); other measures read the subject's row (its appraisal, its
-branch's state). The sweep evaluates them for a whole chunk in one statement; `explain`, a retry and the
+measure of evidence is a `Tally`: an aggregate over the subject's evidence rows, kept per subject and window as
+evidence arrives (`states.facts`) and read from there by the chunk's statement; other measures read the subject's
+row (its appraisal, its branch's state). The sweep evaluates them for a whole chunk in one statement; `explain`, a retry and the
 machine's callbacks evaluate the very same expressions filtered to one subject, which also yields the figures
 people read ("study hours 38 of 50").
 """
@@ -32,11 +32,42 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
+from states.db import day_offset, popcount
 from states.machine import MAIN_PATH, next_phase
 from states.models import Appraisal, BallotMeeting, BranchProgress, Evidence, MemberProgress, Person
 
 Scope = Literal["member", "branch"]
 RATINGS: tuple[str, ...] = ("qualified", "basically_qualified", "unqualified")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A slice of the campaign's dates whose facts are kept together: a phase, or a gap between two phases, cut
+    into slices of at most `WINDOW_DAYS` days (so a window's distinct days fit one BIGINT bit mask)."""
+
+    seq: int
+    lo: dt.date
+    hi: dt.date
+
+
+WINDOW_DAYS = 62
+
+
+def windows(phases: Sequence[tuple[dt.date, dt.date]]) -> tuple[Window, ...]:
+    """The windows of a campaign whose phases (start, end) are given in order: they cover its first start to its
+    last end without a gap, and every deadline's cut-off (a phase's end) is a window's last day."""
+    spans: list[tuple[dt.date, dt.date]] = []
+    for index, (start, end) in enumerate(phases):
+        spans.append((start, end))
+        if index + 1 < len(phases) and phases[index + 1][0] > end + dt.timedelta(days=1):
+            spans.append((end + dt.timedelta(days=1), phases[index + 1][0] - dt.timedelta(days=1)))
+    found: list[Window] = []
+    for lo, hi in spans:
+        while lo <= hi:
+            top = min(hi, lo + dt.timedelta(days=WINDOW_DAYS - 1))
+            found.append(Window(len(found), lo, top))
+            lo = top + dt.timedelta(days=1)
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -52,6 +83,8 @@ class EvalContext:
     """Evidence dated up to this day counts (a deadline's phase end, or the date of T)."""
     at: dt.datetime
     """The instant (UTC) for time-bound conditions such as the end of publicity."""
+    windows: tuple[Window, ...] = ()
+    """The campaign's fact windows (`windows`), from window_start to window_end."""
 
     @property
     def last_day(self) -> dt.date:
@@ -117,6 +150,42 @@ class Tally:
         ordered = cast(Evidence.date, String) + cast(offset_id, String) + Evidence.value
         return func.max(case((chosen, ordered)))
 
+    # -- kept as facts (states.facts): per subject and window, merged as evidence arrives ----------------------
+
+    def stored(self) -> tuple[str, ...]:
+        """The facts columns this tally keeps: its figure, and for distinct days the window's day mask."""
+        return (self.name, f"{self.name}_mask") if self.how == "days" else (self.name,)
+
+    def build(self, lo: ColumnElement[dt.date]) -> list[ColumnElement[Any]]:
+        """The facts columns from evidence rows of one window starting on `lo` (sums and counts never NULL)."""
+        chosen = Evidence.kind.in_(self.kinds)
+        if self.how == "sum":
+            return [func.coalesce(func.sum(case((chosen, Evidence.num))), 0.0)]
+        if self.how == "count":
+            return [func.count(case((chosen, 1)))]
+        if self.how == "days":
+            bit = literal(1, BigInteger).op("<<")(day_offset(Evidence.date, lo))
+            # Distinct days are distinct powers of two: their distinct sum is the window's mask (no bit_or on SQLite).
+            mask = cast(func.coalesce(func.sum(distinct(case((chosen, bit)))), 0), BigInteger)
+            return [func.count(distinct(case((chosen, Evidence.date)))), mask]
+        return [self.aggregate()]
+
+    def merged(self, old: Any, new: Any) -> dict[str, ColumnElement[Any]]:
+        """The stored columns after adding a batch's facts `new` (the upsert's excluded columns) to `old` (the
+        table's columns)."""
+        name = self.name
+        if self.how in ("sum", "count"):
+            return {name: old[name] + new[name]}
+        if self.how == "days":
+            mask = old[f"{name}_mask"].op("|")(new[f"{name}_mask"])
+            return {name: popcount(mask), f"{name}_mask": mask}
+        was, came = old[name], new[name]
+        return {name: case((came.is_(None), was), (was.is_(None), came), (came > was, came), else_=was)}
+
+    def combined(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        """Windows add up: the figure over several windows' facts (they never share a day)."""
+        return func.max(column) if self.how == "latest" else func.sum(column)
+
     def read(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
         """The figure people read, from the aggregate's column (NULL where the subject has no such evidence)."""
         if self.how == "sum":
@@ -153,26 +222,6 @@ class Condition:
 
 
 # -- measures ------------------------------------------------------------------------------------------------
-
-
-def facts(
-    ctx: EvalContext, scope: Scope, tallies: Sequence[Tally], subjects: ColumnElement[bool] | None
-) -> Subquery:
-    """One row per subject with evidence: `subject` and a column per tally. `subjects` restricts the rows read
-    (a chunk's members); None reads the whole campaign's evidence."""
-    subject = Evidence.member_id if scope == "member" else Evidence.branch_id
-    kinds = sorted({kind for t in tallies for kind in t.kinds})
-    query = (
-        select(subject.label("subject"), *[t.aggregate().label(t.name) for t in tallies])
-        # Evidence outside the campaign's window is accepted but counts for none.
-        .where(Evidence.kind.in_(kinds), Evidence.date.between(ctx.window_start, ctx.last_day))
-        .group_by(subject)
-    )
-    if scope == "branch":
-        query = query.where(Evidence.member_id.is_(None))
-    if subjects is not None:
-        query = query.where(subjects)
-    return query.subquery("f")
 
 
 def _const(value: Any) -> Expr:

@@ -14,12 +14,12 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import JSON, String
+from sqlalchemy.types import JSON, BigInteger, Integer, String
 
 from states.errors import BadInput, EnvironmentFailed
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-SCHEMA_REVISION = "20261201_1840"
+SCHEMA_REVISION = "20261201_1900"
 """The newest migration; a test checks it is Alembic's head, so commands skip loading Alembic (~0.5 s)."""
 
 
@@ -79,6 +79,7 @@ def _sqlite_writers_wait(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        dbapi_connection.create_function("popcount", 1, _popcount, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
@@ -165,3 +166,44 @@ def _utc_text_sqlite(element: utc_text, compiler: Any, **kw: Any) -> str:
 @compiles(utc_text, "postgresql")
 def _utc_text_pg(element: utc_text, compiler: Any, **kw: Any) -> str:
     return f"to_char(({compiler.process(element.clauses, **kw)}) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"
+
+
+def _popcount(value: int | None) -> int | None:
+    return None if value is None else int(value).bit_count()
+
+
+class popcount(FunctionElement[int]):  # noqa: N801 - reads as the SQL function it is
+    """The bits set in a BIGINT (a window's day mask): a function of each SQLite connection, bit_count on
+    PostgreSQL."""
+
+    type = BigInteger()
+    inherit_cache = True
+
+
+@compiles(popcount)
+def _popcount_sqlite(element: popcount, compiler: Any, **kw: Any) -> str:
+    return f"popcount({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(popcount, "postgresql")
+def _popcount_pg(element: popcount, compiler: Any, **kw: Any) -> str:
+    return f"bit_count(CAST({compiler.process(element.clauses, **kw)} AS BIT(64)))"
+
+
+class day_offset(FunctionElement[int]):  # noqa: N801 - reads as the SQL function it is
+    """Whole days from the second date to the first: `day_offset(date, lo)`, the same on both dialects."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(day_offset)
+def _day_offset_sqlite(element: day_offset, compiler: Any, **kw: Any) -> str:
+    first, second = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST(julianday({first}) - julianday({second}) AS INTEGER)"
+
+
+@compiles(day_offset, "postgresql")
+def _day_offset_pg(element: day_offset, compiler: Any, **kw: Any) -> str:
+    first, second = (compiler.process(c, **kw) for c in element.clauses)
+    return f"(CAST({first} AS DATE) - CAST({second} AS DATE))"

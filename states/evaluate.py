@@ -11,12 +11,14 @@ from sqlalchemy import ColumnElement, Select, and_, not_, select, true
 from sqlalchemy.orm import Session
 
 from states import branch as branch_machine
+from states import facts
 from states import member as member_machine
 from states.clock import local_date
-from states.conditions import EvalContext, Row, Scope, condition, facts, rating_final, tallies
+from states.conditions import EvalContext, Row, Scope, condition, rating_final, tallies, windows
 from states.errors import NotFound
+from states.facts import Subjects
 from states.machine import Transition
-from states.models import Appraisal, Campaign, Evidence, Phase
+from states.models import Appraisal, Campaign, Phase
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ def context(session: Session, key: str, at: dt.datetime, cutoff: dt.date | None 
         window_end=phases[-1].end,
         cutoff=cutoff if cutoff is not None else local_date(at, campaign.timezone),
         at=at,
+        windows=windows([(p.start, p.end) for p in phases]),
     )
 
 
@@ -105,7 +108,7 @@ def member_rows(
         query = query.where(mp.state == state)
     needed = tallies("member", names)
     if needed:
-        subjects = None
+        subjects: Subjects | None = None
         if scope is not None or state is not None:
             inner = Row(prefix="s_")
             ids = (
@@ -117,10 +120,14 @@ def member_rows(
                 ids = ids.where(scope(inner))
             if state is not None:
                 ids = ids.where(inner.mp.state == state)
-            subjects = Evidence.member_id.in_(ids)
-        row.facts = facts(ctx, "member", needed, subjects)
+            subjects = _among(ids)
+        row.facts = facts.read(ctx, "member", needed, subjects)
         query = query.outerjoin(row.facts, row.facts.c.subject == mp.member_id)
     return query
+
+
+def _among(ids: Select[Any]) -> Subjects:
+    return lambda subject: subject.in_(ids)
 
 
 def branch_rows(
@@ -133,10 +140,10 @@ def branch_rows(
     needed = tallies("branch", names)
     if needed:
         inner = Row(prefix="s_")
-        subjects = None if scope is None else Evidence.branch_id.in_(
+        subjects = None if scope is None else _among(
             select(inner.bp.branch_id).where(inner.bp.campaign_key == ctx.campaign_key, scope(inner))
         )
-        row.facts = facts(ctx, "branch", needed, subjects)
+        row.facts = facts.read(ctx, "branch", needed, subjects)
         query = query.outerjoin(row.facts, row.facts.c.subject == row.bp.branch_id)
     return query
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -325,3 +326,47 @@ class CodeUse(Base):
     attempt: Mapped[str] = mapped_column(String(100), primary_key=True)
     outcome: Mapped[str] = mapped_column(String(16))
     at: Mapped[dt.datetime]
+
+
+class MemberFact(Base):
+    """Derived from the evidence: a member's tallies in one window of a campaign (`states.facts` keeps them as
+    evidence arrives; a column per tally the conditions read, `<tally>_mask` the window's distinct days)."""
+
+    __tablename__ = "member_fact"
+    campaign_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    window_seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_date: Mapped[dt.date] = mapped_column(Date)
+    """The latest evidence date in the window: a cut-off before it reads the window's rows instead."""
+    study_hours: Mapped[float] = mapped_column(Float, default=0.0)
+    concentrated_days: Mapped[int] = mapped_column(Integer, default=0)
+    concentrated_days_mask: Mapped[int] = mapped_column(BigInteger, default=0)
+    study_check: Mapped[str | None] = mapped_column(Text)
+    analysis_report: Mapped[int] = mapped_column(Integer, default=0)
+    satisfaction_evaluation: Mapped[int] = mapped_column(Integer, default=0)
+    heart_talk: Mapped[int] = mapped_column(Integer, default=0)
+    rectification_plan: Mapped[int] = mapped_column(Integer, default=0)
+    good_deed: Mapped[int] = mapped_column(Integer, default=0)
+    pledge_application: Mapped[int] = mapped_column(Integer, default=0)
+    followup: Mapped[int] = mapped_column(Integer, default=0)
+    oath: Mapped[int] = mapped_column(Integer, default=0)
+    public_commitment: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class BranchFact(Base):
+    """Derived from the evidence: a branch's own tallies (its meetings …) in one window of a campaign."""
+
+    __tablename__ = "branch_fact"
+    campaign_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    branch_id: Mapped[str] = mapped_column(Id, primary_key=True)
+    window_seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_date: Mapped[dt.date] = mapped_column(Date)
+    mobilization_meeting: Mapped[int] = mapped_column(Integer, default=0)
+    concentrated_training: Mapped[int] = mapped_column(Integer, default=0)
+    concentrated_training_mask: Mapped[int] = mapped_column(BigInteger, default=0)
+    discussion_meeting: Mapped[int] = mapped_column(Integer, default=0)
+    opinions_solicited: Mapped[float] = mapped_column(Float, default=0.0)
+    analysis_meeting: Mapped[int] = mapped_column(Integer, default=0)
+    branch_rectification_plan: Mapped[int] = mapped_column(Integer, default=0)
+    theme_activity: Mapped[int] = mapped_column(Integer, default=0)
+    oath_ceremony: Mapped[int] = mapped_column(Integer, default=0)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from states import audit, authority
+from states import audit, authority, facts
 from states.clock import as_utc, day_start, deadline_of, zone
 from states.errors import CampaignError, MalformedFile, Refused
 from states.machine import PHASES
@@ -254,6 +254,7 @@ def load_plan(session: Session, plan: Plan, actor: str, at: dt.datetime) -> Camp
         for name, value in values.items():
             setattr(campaign, name, value)
     session.flush()
+    before = facts.campaign_windows(session, plan.key)
     for seq, window in enumerate(plan.phases):
         phase = session.get(Phase, (plan.key, window.name))
         if phase is None:
@@ -264,6 +265,8 @@ def load_plan(session: Session, plan: Plan, actor: str, at: dt.datetime) -> Camp
         phase.starts_at = day_start(window.start, plan.timezone)
         phase.deadline_at = deadline_of(window.end, plan.timezone)
     session.flush()
+    if facts.campaign_windows(session, plan.key) != before:  # a new campaign, or its windows moved
+        facts.rebuild(session, plan.key)
     enrol_newcomers(session, plan.key, actor, at)
     audit.log(
         session, campaign_key=plan.key, member_id=None, branch_id=None, from_state=None, to_state=None,

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from states import audit, authority
+from states import audit, authority, facts
 from states.clock import parse_date
 from states.db import changed
 from states.errors import MalformedFile, Unauthorized
@@ -284,7 +284,11 @@ def import_records(session: Session, source: Source, actor: str, at: dt.datetime
     session.flush()
     known = select(Evidence.id).where(Evidence.ref == s.ref).exists()
     corrections = session.scalar(select(s.line).where(s.ref.is_not(None), known).limit(1)) is not None
+    since = facts.last_evidence_id(session)
     if corrections:
+        facts.note_corrections(
+            session, select(Evidence.member_id, Evidence.branch_id).where(Evidence.ref.in_(select(s.ref)))
+        )
         result.updated = changed(session.connection().execute(
             update(Evidence)
             .where(
@@ -314,6 +318,7 @@ def import_records(session: Session, source: Source, actor: str, at: dt.datetime
         ).execution_options(preserve_rowcount=True)
     ))
     session.connection().exec_driver_sql(f"DROP TABLE {STAGE}")
+    facts.merge_import(session, record.id, since, corrections)
     audit.log(
         session, campaign_key="", member_id=None, branch_id=None, from_state=None, to_state=None,
         cause="record_import", actor=actor, reason=f"{source.path}: {result.added} added, {result.updated} corrected", at=at,

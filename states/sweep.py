@@ -533,7 +533,7 @@ def plan_sweep(session: Session, key: str, at: dt.datetime, branches_per_chunk: 
     # a chunk's members are found through the state index — every member in the phase, once per chunk — rather
     # than through the chunk's branches (quadratic: 100 chunks × 1M rows); the four tables take ~0.3 s at 1M.
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("ANALYZE member_progress, branch_progress, evidence, appraisal, person, notice"))
+        session.execute(text("ANALYZE member_progress, branch_progress, member_fact, branch_fact, appraisal, person, notice"))
     else:
         for table in ("member_progress", "branch_progress", "appraisal", "person"):
             session.execute(text(f"ANALYZE {table}"))

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, insert, update
 from sqlalchemy.orm import Session
 
+from states import facts
 from states import member as member_machine
 from states.conditions import Row
 from states.db import ensure_schema, make_engine
@@ -40,6 +41,7 @@ def put(engine: Engine, rows: list[dict]) -> None:
         s.execute(delete(Evidence))
         if rows:
             s.execute(insert(Evidence), [{"value": "", "num": None, **r} for r in rows])
+        facts.repair(s)  # rows written past the import: their facts recomputed as the import would keep them
 
 
 def study_unmet(engine: Engine, member_id: str, cutoff: dt.date = STUDY_END) -> dict[str, tuple]:
