@@ -24,10 +24,9 @@ from cli import human
 from cli.app import (
     App,
     cli,
-    default_actor,
     pass_app,
 )
-from states import audit, facts
+from states import audit, authority, facts
 from states.db import ensure_schema, make_engine, upgrade
 from states.errors import BadInput, CampaignError, Refused
 from states.models import TransitionLog
@@ -252,7 +251,7 @@ def _check_sqlite_backup(app: App, staged: Path, file: Path) -> None:
 
 @db.command("check-facts")
 @click.option("--repair", is_flag=True, help="recompute every campaign's facts from the evidence")
-@click.option("--actor", default=None, help="who repairs (default: the login name)")
+@click.option("--actor", default=None, help="who repairs (required with --repair: the upper committee)")
 @pass_app
 def db_check_facts(app: App, repair: bool, actor: str | None) -> None:
     """Recompute the facts kept at import from the evidence and compare; exit 1 when they differ (unrepaired)."""
@@ -265,12 +264,15 @@ def db_check_facts(app: App, repair: bool, actor: str | None) -> None:
         return
     if not repair:
         sys.exit(1)
+    if not actor:
+        raise BadInput("--repair needs --actor (who repairs)")
     at = app.at(None)
     with app.write(at) as session:
+        authority.leader(session, actor, "repair the facts")
         facts.repair(session)
         audit.log(
             session, campaign_key="", member_id=None, branch_id=None, from_state=None, to_state=None,
-            cause="facts_repair", actor=actor or default_actor(),
+            cause="facts_repair", actor=actor,
             reason="; ".join(f"{key} {scope}: {rows} rows" for key, scope, rows in found), at=at,
         )
     click.echo("facts recomputed from the evidence")

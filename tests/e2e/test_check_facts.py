@@ -12,10 +12,10 @@ from states.sample import RECORD_FIELDS, demo_records, plan_2024_path, roster_pa
 
 def test_check_facts_finds_a_tampered_row_and_repairs_it(cli, tmp_path: Path) -> None:  # noqa: ANN001
     assert cli("roster", "import", str(roster_path()), "--actor", "M002").code == 0
-    assert cli("plan", "load", str(plan_2024_path())).code == 0
+    assert cli("plan", "load", str(plan_2024_path()), "--actor", "M002").code == 0
     plan = yaml.safe_load(plan_2024_path().read_text(encoding="utf-8"))
     records = write_csv(tmp_path / "records.csv", demo_records(plan, roster_path()), RECORD_FIELDS)
-    assert cli("record", "import", str(records)).code == 0
+    assert cli("record", "import", str(records), "--actor", "M002").code == 0
     clean = cli("db", "check-facts")
     assert (clean.code, clean.out.strip()) == (0, "facts agree with the evidence")
 
@@ -28,6 +28,8 @@ def test_check_facts_finds_a_tampered_row_and_repairs_it(cli, tmp_path: Path) ->
     assert found.code == 1
     assert f"sfao-2024: {windows} member facts rows differ" in found.err
     assert f"sfao-2024: {branch_rows} branch facts rows differ" in found.err
+    assert cli("db", "check-facts", "--repair").code == 2  # who repairs must be named
+    assert cli("db", "check-facts", "--repair", "--actor", "M005").code == 1  # a plain member may not
     repaired = cli("db", "check-facts", "--repair", "--actor", "M002")
     assert repaired.code == 0, repaired.err
     assert cli("db", "check-facts").code == 0
