@@ -103,7 +103,7 @@ def rows_of(drawn: list[tuple[tuple[str, str, dt.date, str], str | None]]) -> li
 
 
 def oracle(rows: list[Evidence], member_id: str, cutoff: dt.date) -> bool:
-    """DOMAIN.md, read plainly: ≥ 50 hours, concentrated on ≥ 3 distinct days, the latest check passed."""
+    """The domain rules, read plainly: ≥ 50 hours, concentrated on ≥ 3 distinct days, the latest check passed."""
     mine = [r for r in rows if r.member_id == member_id and START <= r.date <= min(cutoff, dt.date(2024, 8, 31))]
     hours = sum(r.num or 0 for r in mine if r.kind in ("study_self", "study_concentrated"))
     days = {r.date for r in mine if r.kind == "study_concentrated"}
