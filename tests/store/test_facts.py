@@ -197,7 +197,7 @@ def test_the_migration_backfills_facts_from_evidence_already_imported(tmp_path) 
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "20261201_1830")  # the schema before facts
+        command.upgrade(config, "20261201_1840")  # the schema before facts
     from sqlalchemy import text
 
     with engine.begin() as connection:
