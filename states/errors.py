@@ -27,7 +27,7 @@ class NotFound(BadInput):
 
 class MalformedFile(BadInput):
     """Raised when a file cannot be read or one of its rows is malformed; names file, line and column — in a
-    spreadsheet its sheet, row and cell column (`roster.xlsx [花名册] 第5行 C列 (role): …`)."""
+    spreadsheet its sheet, row and cell column (`roster.xlsx [花名册] 第5行 F列 角色 (role): …`)."""
 
     def __init__(
         self,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ def checked(source: Source, required: tuple[str, ...], optional: tuple[str, ...]
             message += f"; not columns of this file: {', '.join(map(repr, unused))}"
         message += f" (its columns: {', '.join((*required, *optional))}; docs/formats.md)"
         raise MalformedFile(source.path, source.header_line, None, message)
-    twice = sorted({n for n in names if n and names.count(n) > 1})
+    twice = sorted(n for n, count in Counter(names).items() if n and count > 1)
     if twice:
         raise MalformedFile(source.path, source.header_line, None, f"column {', '.join(map(repr, twice))} is named twice")
     return names

@@ -141,3 +141,26 @@ def test_a_ballot_dry_run_reports_the_ratings_and_records_nothing(cli: Cli) -> N
     real = cli(*args)
     assert real.code == 0, real.err
     assert _count(cli, "ballot_meeting") == 1 and _count(cli, "ballot_tally") > 0
+
+
+def test_a_plan_dry_run_loads_nothing_and_sheet_picks_the_sheet(cli: Cli) -> None:
+    roster = cli("roster", "import", str(roster_path()), *ACTOR)
+    assert roster.code == 0, roster.err
+    trial = cli("plan", "load", str(plan_2024_path()), *ACTOR, "--dry-run")
+    assert trial.code == 0 and "sfao-2024" in trial.out, trial.err
+    assert _count(cli, "campaign") == 0 and _count(cli, "phase") == 0
+    assert cli("plan", "load", str(plan_2024_path()), *ACTOR).code == 0
+    assert _count(cli, "campaign") == 1
+
+    book = Workbook()
+    book.active.title = "说明"
+    book.active.append(["请在“记录”表中填写"])
+    sheet = book.create_sheet("记录")
+    sheet.append(columns.headers(columns.RECORDS, english=True))
+    sheet.append(["M054", "B03", "oath", "2024-08-20", None, "s-1"])
+    book.save(cli.tmp / "book.xlsx")
+    first = cli("record", "import", "book.xlsx", *ACTOR)  # the first sheet is the note: its "header" lacks columns
+    assert first.code == 2 and "book.xlsx [说明]" in first.err and "header lacks" in first.err, first.err
+    chosen = cli("record", "import", "book.xlsx", "--sheet", "记录", *ACTOR)
+    assert chosen.code == 0, chosen.err
+    assert _count(cli, "evidence") == 1
