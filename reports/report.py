@@ -7,6 +7,7 @@ page models in `pages` and `appraisal`, the charts in `charts`, the rendering in
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
@@ -86,7 +87,7 @@ class _Staging:
         _make_private_dirs(out_dir)
         self.out_dir = out_dir
         self.key = key
-        self.ours = read_manifest(out_dir)
+        self.ours: dict[str, set[str]] = {}
         # Inside the target, so every os.replace stays on one filesystem (and is atomic); mkdtemp makes it 0700.
         self.dir = Path(tempfile.mkdtemp(prefix=".report-", dir=out_dir))
         self.pages: dict[str, str] = {}
@@ -118,8 +119,18 @@ class _Staging:
     def commit(self) -> list[Path]:
         """Replace changed pages (the index last, so it never links a page not there yet), drop stale ones of ours.
 
-        Refused before anything changes when a page would replace a file the report did not write.
+        Refused before anything changes when a page would replace a file the report did not write. Two reports
+        committing into one directory at once take turns (a lock on the directory), each reading the other's list.
         """
+        fd = os.open(self.out_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self.ours = read_manifest(self.out_dir)
+            return self._commit()
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _commit(self) -> list[Path]:
         foreign = [
             name for name in self.pages if (self.out_dir / name).exists() or (self.out_dir / name).is_symlink()
             if not self._ours(name)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import re
 import shutil
 import stat
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -354,6 +356,24 @@ def test_written_files_are_private(built: Built, tmp_path: Path) -> None:
     for directory in (out, out.parent):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
     assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755  # a directory that was there is someone's: left as it was
+
+
+def test_two_reports_into_one_directory_at_once(built: Built, tmp_path: Path) -> None:
+    """Concurrent writers take turns at the commit: the list always names what is there, and a later run is not
+    refused for pages the other one wrote."""
+    out = tmp_path / "reports"
+
+    def one(at: dt.datetime) -> list[Path]:
+        with Session(built.engine) as session:
+            return write_report(session, KEY, out, at)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(one, [IN_PUBLICITY, STUDY_DEADLINE_PASSED, IN_PUBLICITY, STUDY_DEADLINE_PASSED]))
+    listed = json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"]
+    assert listed.keys() == {p.name for p in out.glob("*.html")}
+    for name, hashes in listed.items():
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() in hashes, name
+    assert one(IN_PUBLICITY)
 
 
 def test_a_fresh_directory_is_created(built: Built, tmp_path: Path) -> None:
