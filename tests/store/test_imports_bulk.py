@@ -188,3 +188,31 @@ def test_roster_counts_joins_and_refusals(office: Engine, tmp_path: Path) -> Non
         import_roster(session, read_table(path), "M002", WHEN)
     lines = len(sample.splitlines())
     assert str(caught.value).endswith(f"line {lines + 2}, column member_id: N001 appears twice with different values")
+
+
+def test_role_and_branch_changes_are_logged_one_by_one_on_each_dialect(office: Engine, tmp_path: Path) -> None:
+    """The roster's merge stays set-wise: each change of role or branch is one entry (old → new), inspectors too."""
+    roster = Path(tmp_path / "roster.csv")
+    text = (Path(__file__).resolve().parents[2] / "states" / "sample" / "roster.csv").read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    changed = []
+    for line in lines:
+        if line.startswith("M027,"):
+            line = line.replace(",member,", ",branch_secretary,")
+        elif line.startswith("I01,"):  # an inspector joins a branch as a member: a branch change from none
+            line = line.replace("I01,王耳龙,,,省委巡视组,inspector,", "I01,王耳龙,B01,办公室党支部,省委巡视组,member,")
+        changed.append(line)
+    roster.write_text("".join(changed), encoding="utf-8")
+    with Session(office) as session, session.begin():
+        result = import_roster(session, read_table(roster), "M002", WHEN)
+    assert (result.updated, result.transferred) == (2, 1)
+    with Session(office) as session:
+        log = session.execute(
+            select(TransitionLog.member_id, TransitionLog.cause, TransitionLog.reason, TransitionLog.actor)
+            .where(TransitionLog.cause.in_(("role_change", "transfer"))).order_by(TransitionLog.id)
+        ).all()
+    assert [tuple(r) for r in log] == [
+        ("I01", "transfer", "— → B01", "M002"),
+        ("M027", "role_change", "member → branch_secretary", "M002"),
+        ("I01", "role_change", "inspector → member", "M002"),
+    ]
