@@ -181,7 +181,8 @@ def db_backup(app: App, file: Path, force: bool) -> None:
         os.replace(temp, file)
     with app.read() as session:
         head = audit.head(session)
-    click.echo(f"backup written to {file} (audit head seal {head.seal_id if head else '-'})")
+    seal = head.seal_id if head else "-"
+    click.echo(human.say(app.locale, f"已备份到 {file}（审计链最新封印 {seal}）", f"backup written to {file} (audit head seal {seal})"))
 
 
 def _log_entries(app: App) -> int:
@@ -227,7 +228,9 @@ def db_restore(app: App, file: Path, force: bool) -> None:
         raise Refused(f"restored, but its audit chain is broken at block {verdict.broken}: {verdict.why}")
     app.anchor(note="restore")
     head = verdict.head
-    click.echo(f"restored from {file}: {verdict.checked} sealed blocks, head seal {head.seal_id if head else '-'}")
+    seal = head.seal_id if head else "-"
+    click.echo(human.say(app.locale, f"已从 {file} 恢复：{verdict.checked} 个封印块，最新封印 {seal}",
+                         f"restored from {file}: {verdict.checked} sealed blocks, head seal {seal}"))
 
 
 def _check_sqlite_backup(app: App, staged: Path, file: Path) -> None:

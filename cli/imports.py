@@ -17,6 +17,7 @@ from cli.app import (
     schedule_runs,
     with_prefect,
 )
+from cli.human import say
 from readers import read_table
 from states import columns
 from states.clock import parse_instant
@@ -67,13 +68,17 @@ def roster_import(
     at = app.at(at_text)
     with app.write(at, dry_run) as session, where(source, "roster"):
         result = import_roster(session, source, actor, at)
+    lang = app.locale
     if result.unchanged:
-        click.echo(f"{file}: already imported, nothing changed")
+        click.echo(say(lang, f"{file}：此前已导入，未作更改（nothing changed）", f"{file}: already imported, nothing changed"))
     else:
-        click.echo(
+        click.echo(say(
+            lang,
+            f"{file}：新增 {result.added} 人，更新 {result.updated} 人，转接组织关系 {result.transferred} 人，"
+            f"{result.joined} 人加入进行中的活动",
             f"{file}: {result.added} added, {result.updated} updated, {result.transferred} transferred, "
-            f"{result.joined} joined a running campaign"
-        )
+            f"{result.joined} joined a running campaign",
+        ))
     if dry_run:
         click.echo(DRY_RUN_NOTE)
 
@@ -126,10 +131,12 @@ def record_import(
     at = app.at(at_text)
     with app.write(at, dry_run) as session, where(source, "records"):
         result = import_records(session, source, actor, at)
+    lang = app.locale
     if result.unchanged:
-        click.echo(f"{file}: already imported, nothing changed")
+        click.echo(say(lang, f"{file}：此前已导入，未作更改（nothing changed）", f"{file}: already imported, nothing changed"))
     else:
-        click.echo(f"{file}: {result.added} records added, {result.updated} corrected")
+        click.echo(say(lang, f"{file}：新增 {result.added} 条记录，更正 {result.updated} 条",
+                       f"{file}: {result.added} records added, {result.updated} corrected"))
     if dry_run:
         click.echo(DRY_RUN_NOTE)
 
@@ -155,16 +162,19 @@ def ballot_import(
     at = app.at(at_text, campaign)
     with app.write(at, dry_run) as session, where(source, "ballot"):
         result = appraisal_ops().import_ballot(session, campaign, source, actor, at)
+    lang = app.locale
     if result.unchanged:
-        click.echo(f"{file}: already recorded, nothing changed")
+        click.echo(say(lang, f"{file}：此前已记录，未作更改（nothing changed）", f"{file}: already recorded, nothing changed"))
         return
-    click.echo(f"branch {result.branch_id}: {len(result.ratings)} ratings stand, {len(result.void)} void")
+    click.echo(say(lang, f"党支部 {result.branch_id}：{len(result.ratings)} 人的评定意见成立，{len(result.void)} 人无效",
+                   f"branch {result.branch_id}: {len(result.ratings)} ratings stand, {len(result.void)} void"))
     for member_id in result.void:
-        click.echo(f"  {member_id}: no rating had more than half of the votes cast — hold the ballot again")
+        click.echo(say(lang, f"  {member_id}：没有一种评定意见超过投票数的一半，须重新投票",
+                       f"  {member_id}: no rating had more than half of the votes cast — hold the ballot again"))
     if dry_run:
         click.echo(DRY_RUN_NOTE)
     elif result.ratings:
-        click.echo("  awaiting the upper committee's approval (campaign approve)")
+        click.echo(say(lang, "  待上级党委审批（campaign approve）", "  awaiting the upper committee's approval (campaign approve)"))
         with_prefect(
             "start its approval flow", lambda: request_approval(campaign, result.branch_id, result.meeting_id)
         )
