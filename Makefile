@@ -26,7 +26,7 @@ demo: $(BIN)/campaign
 
 ## make test: lint, type-check the core, and the whole test suite
 test: $(BIN)/campaign lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 lint: $(BIN)/campaign
 	$(BIN)/ruff check states readers notices reports cli flows tests bench

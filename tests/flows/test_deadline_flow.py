@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import stat
@@ -104,6 +105,27 @@ def test_an_unknown_campaign_fails_the_run_with_one_line(prefect_harness: str, c
     state = phase_deadline("no-such-campaign", return_state=True)
     assert state.is_failed()
     assert state.message == "campaign: unknown campaign 'no-such-campaign'"
+
+
+@pytest.mark.parametrize("flow_name", ["phase_deadline", "reminders", "retry_stuck"])
+def test_outside_simulation_a_flow_refuses_a_time_ahead_of_the_clock(
+    prefect_harness: str, campaign_db: Engine, monkeypatch: pytest.MonkeyPatch, flow_name: str
+) -> None:
+    # A flow parameter is a stranger's input (the UI, the API): stating a time in the future must not fire a deadline
+    # early, send the day's reminders ahead or date an operator's act ahead.
+    from flows.reminders import reminders
+    from flows.retry_flow import retry_stuck
+
+    monkeypatch.setenv("CAMPAIGN_SIMULATION", "0")
+    ahead = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).isoformat()
+    before = snapshot(campaign_db)
+    if flow_name == "retry_stuck":
+        state = retry_stuck(KEY, actor="M002", reason="early", members=["M054"], at=ahead, return_state=True)
+    else:
+        state = {"phase_deadline": phase_deadline, "reminders": reminders}[flow_name](KEY, at=ahead, return_state=True)
+    assert state.is_failed()
+    assert state.message.startswith("campaign: time ") and "CAMPAIGN_SIMULATION" in state.message
+    assert snapshot(campaign_db) == before
 
 
 def snapshot(db: Engine) -> dict[str, Any]:
