@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import AbstractContextManager
 from pathlib import Path
 
 import click
 
+from cli import progress
 from cli.app import (
     App,
     appraisal_ops,
@@ -33,6 +35,8 @@ DRY_RUN_NOTE = "（演练 --dry-run：以上是导入将做的更改，没有写
 def read_import(file: Path, sheet: str | None, kind: str) -> Source:
     """The file as rows, whatever its format; the columns its kind does not use are named (they are ignored)."""
     source = read_table(file, sheet)
+    if progress.shown():
+        source = dataclasses.replace(source, data=progress.counted(source.data, f"{file.name}：已读取行数"))
     table = columns.FILES[kind]
     extra = ignored(source, columns.required(table), columns.optional(table))
     if extra:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import click
@@ -44,3 +44,32 @@ def counter(label: str) -> Iterator[Callable[[int, int], None]]:
     finally:
         if state["shown"]:
             click.echo("", err=True)
+
+
+@contextmanager
+def tally(label: str, every: int = 1) -> Iterator[Callable[[], None]]:
+    """Yield `tick()` for work whose total is not known ahead (rows streamed from a file, pages written): the count
+    is shown every `every` ticks and once at the end; a no-op where no one watches."""
+    if not shown():
+        yield lambda: None
+        return
+    count = [0]
+
+    def tick() -> None:
+        count[0] += 1
+        if count[0] % every == 0:
+            click.echo(f"\r{label} {count[0]}", nl=False, err=True)
+
+    try:
+        yield tick
+    finally:
+        if count[0]:
+            click.echo(f"\r{label} {count[0]}", err=True)
+
+
+def counted(rows: Iterable[tuple[int, list[str]]], label: str) -> Iterator[tuple[int, list[str]]]:
+    """A file's rows as they stream into an import, counted on the terminal (every 1,000 rows)."""
+    with tally(label, every=1000) as tick:
+        for row in rows:
+            tick()
+            yield row

@@ -11,7 +11,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cli import human
+from cli import human, progress
 from cli.app import (
     App,
     at_option,
@@ -161,8 +161,8 @@ def report(app: App, campaign: str, out_dir: Path | None, at_text: str | None) -
 
     at = app.at(at_text, campaign)
     target = out_dir or app.settings.report_dir / campaign
-    with app.read() as session:
-        written = write_report(session, campaign, target, at)
+    with app.read() as session, progress.tally(human.say(app.locale, "已生成页面", "pages rendered")) as tick:
+        written = write_report(session, campaign, target, at, on_page=tick)
     click.echo(human.say(
         app.locale,
         f"已写入 {len(written)} 个页面：{target}（打开 {target / 'index.html'}）",

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -166,20 +167,28 @@ class _Staging:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def write_report(session: Session, key: str, out_dir: Path, at: dt.datetime) -> list[Path]:
+def write_report(
+    session: Session, key: str, out_dir: Path, at: dt.datetime, on_page: Callable[[], None] | None = None
+) -> list[Path]:
     """Write index.html, branch-<id>.html and publicity-<id>.html for campaign `key` at instant `at`.
 
     Read-only on the database; idempotent (the same facts and T give the same bytes, and unchanged pages are not
     rewritten); each page replaces its previous version atomically. Files are private (0600, new directories 0700)
     and listed in `out_dir/.campaign-report.json`: only those are ever replaced or removed. Returns the pages, the
     index first. Raises BadInput, changing nothing, when a page would replace a file the report did not write.
+    `on_page` is called once per page rendered (a progress display).
     """
     facts = Facts(session, key, at)
     env = make_environment()
     out_dir = Path(out_dir)
     staging = _Staging(out_dir, key)
     try:
-        render_all(facts, env, staging.add)
+        def add(name: str, text: str) -> None:
+            staging.add(name, text)
+            if on_page is not None:
+                on_page()
+
+        render_all(facts, env, add)
         return staging.commit()
     finally:
         staging.discard()

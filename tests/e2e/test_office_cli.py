@@ -224,6 +224,44 @@ def test_no_progress_bar_without_a_terminal(office: Cli) -> None:
     assert re.match(r"已发送 \d+ 条", dispatched.out)
 
 
+def on_a_terminal(cli: Cli, *args: str) -> tuple[int, str]:
+    """Run the command with stderr on a pseudo-terminal, as a person watching sees it: exit code, what the terminal
+    showed."""
+    import pty
+    import subprocess
+    import sys
+
+    watcher, screen = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "cli.main", *args], stdout=subprocess.DEVNULL, stderr=screen, env=cli.env,
+            cwd=cli.tmp, timeout=300,
+        )
+        os.close(screen)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(watcher, 65536)
+            except OSError:  # the terminal's other end is closed: everything was read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(watcher)
+    return done.returncode, shown.decode("utf-8", "replace")
+
+
+def test_a_person_at_a_terminal_sees_imports_and_reports_progress(office: Cli) -> None:
+    plan = yaml.safe_load(plan_2024_path().read_text(encoding="utf-8"))
+    rows = demo_records(plan, roster_path())[:2500]
+    more = write_csv(office.tmp / "progress.csv", rows, RECORD_FIELDS)
+    code, shown = on_a_terminal(office, "record", "import", str(more), "--actor", "M002", "--dry-run", "--at", "2024-03-01T09:00")
+    assert code == 0 and "progress.csv：已读取行数 2500" in shown, shown
+    code, shown = on_a_terminal(office, "report", KEY, "--out", str(office.tmp / "report-tty"))
+    assert code == 0 and re.search(r"已生成页面 \d+", shown), shown
+
+
 def test_the_environment_failing_is_exit_3(tmp_path: Path) -> None:
     cli = Cli(tmp_path)
     cli.env["CAMPAIGN_DATABASE_URL"] = "postgresql+psycopg://postgres@127.0.0.1:1/x"
