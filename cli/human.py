@@ -145,14 +145,7 @@ def member(view: Mapping[str, Any], timezone: str, lang: Locale) -> str:
     if view.get("prior_state"):
         lines.append(say(lang, f"  此前所处：{state(view['prior_state'], lang)}",
                          f"  returns to: {state(view['prior_state'], lang)}"))
-    if view.get("next"):
-        if view["unmet"]:
-            lines.append(say(lang, f"  转入{state(view['next'], lang)}仍需：",
-                             f"  to move on to {state(view['next'], lang)}, still needed:"))
-            lines += [f"    {unmet(item, lang)}" for item in view["unmet"]]
-        else:
-            lines.append(say(lang, f"  转入{state(view['next'], lang)}的条件均已满足",
-                             f"  every condition for {state(view['next'], lang)} holds"))
+    lines += _next_step(view, lang)
     for item in view.get("uncounted", []):
         lines.append("  " + labels.describe_uncounted(item["condition"], item["reason"], item["count"], item["day"], lang))
     if "appraisal" in view:
@@ -172,6 +165,18 @@ def member(view: Mapping[str, Any], timezone: str, lang: Locale) -> str:
     return "\n".join(lines)
 
 
+def _next_step(view: Mapping[str, Any], lang: Locale) -> list[str]:
+    """What a member or a branch still needs to move on, or that it needs nothing more."""
+    if not view.get("next"):
+        return []
+    target = state(view["next"], lang)
+    if not view["unmet"]:
+        return [say(lang, f"  转入{target}的条件均已满足", f"  every condition for {target} holds")]
+    return [say(lang, f"  转入{target}仍需：", f"  to move on to {target}, still needed:")] + [
+        f"    {unmet(item, lang)}" for item in view["unmet"]
+    ]
+
+
 def branch(view: Mapping[str, Any], name: str | None, lang: Locale) -> str:
     """`status --branch`: the branch's state, its own unmet conditions, its members per state."""
     title = f"{view['branch_id']} {name}" if name else view["branch_id"]
@@ -179,14 +184,7 @@ def branch(view: Mapping[str, Any], name: str | None, lang: Locale) -> str:
         say(lang, f"党支部 {title}：{state(view['state'], lang)}", f"branch {title}: {state(view['state'], lang)}")
         + _stuck_mark(view, lang)
     ]
-    if view.get("next"):
-        if view["unmet"]:
-            lines.append(say(lang, f"  转入{state(view['next'], lang)}仍需：",
-                             f"  to move on to {state(view['next'], lang)}, still needed:"))
-            lines += [f"    {unmet(item, lang)}" for item in view["unmet"]]
-        else:
-            lines.append(say(lang, f"  转入{state(view['next'], lang)}的条件均已满足",
-                             f"  every condition for {state(view['next'], lang)} holds"))
+    lines += _next_step(view, lang)
     lines.append(say(lang, "  党员：", "  members: ") + counts(view.get("members", {}), lang))
     lines.append(say(lang, f"  滞留党员：{view.get('stuck_members', 0)} 名",
                      f"  stuck members: {view.get('stuck_members', 0)}"))
