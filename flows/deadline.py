@@ -130,12 +130,13 @@ def run_sweep(campaign: str, at: str | dt.datetime | None, actor: str) -> dict[s
 
 
 @flow(name="phase-deadline", description="Fire every deadline due at T (default now), chunk by chunk, then the stuck pass.")
-def phase_deadline(campaign: str, at: str | None = None, actor: str = "system") -> dict[str, Any] | State:
+def phase_deadline(campaign: str, at: str | None = None) -> dict[str, Any] | State:
     """Fire the campaign's due deadlines in order and move whoever may move.
 
     Args:
         campaign: the campaign's key, e.g. sfao-2024
         at: simulated time T, ISO 8601 (no offset = the campaign's timezone); empty = now
-        actor: who the audit log names for this sweep
     """
-    return run_sweep(campaign, at or None, actor)
+    # No `actor` parameter: a flow parameter is a stranger's word, so a sweep is logged as the system's own act
+    # (with its flow run id), never in a name someone typed into a form.
+    return run_sweep(campaign, at or None, "system")

@@ -273,7 +273,7 @@ def run_demo(demo_dir: str) -> str:
                 tick_after(at, "after late evidence")
         elif event.kind in ("deadline", "tick"):
             runner = phase_deadline if event.kind == "deadline" else reminders
-            result = runner(KEY, at=iso(at), actor="demo")
+            result = runner(KEY, at=iso(at))
             log.sweeps.append({**result, "when": at, "kind": event.kind, "why": event.data})
             fired = ", ".join(result["fired"]) or "—"
             what = f"deadline {event.data}" if event.kind == "deadline" else f"tick ({event.data})"

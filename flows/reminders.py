@@ -19,12 +19,13 @@ TIMEZONE = "Asia/Shanghai"
 
 
 @flow(name="reminders", description="The daily tick: reminders, escalations, digest, publicity ends, missed deadlines.")
-def reminders(campaign: str, at: str | None = None, actor: str = "system") -> dict[str, Any] | State:
+def reminders(campaign: str, at: str | None = None) -> dict[str, Any] | State:
     """A sweep at T (default now, i.e. the tick's time).
 
     Args:
         campaign: the campaign's key, e.g. sfao-2024
         at: simulated time T, ISO 8601 (no offset = the campaign's timezone); empty = now
-        actor: who the audit log names for this sweep
     """
-    return run_sweep(campaign, at or None, actor)
+    # No `actor` parameter: a flow parameter is a stranger's word, so a sweep is logged as the system's own act
+    # (with its flow run id), never in a name someone typed into a form.
+    return run_sweep(campaign, at or None, "system")
