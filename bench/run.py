@@ -44,6 +44,11 @@ PHASES = [
 AT_LOAD = "2024-03-01T09:00:00+08:00"
 AT_START = "2024-03-25T00:00:01+08:00"
 AT_REMIND = "2024-04-24T00:05:00+08:00"  # the study deadline minus 7 days: the 7-day reminder is due
+LATE_EVERY = 100
+"""One member in LATE_EVERY has a self-study sitting dated after the tick (2024-04-27: a record entered ahead of
+its date). Every other row is dated by 2024-04-23, as evidence is in a live campaign (a row is not dated after the
+day it is imported), so at the tick most members are read from their kept facts alone and these few take the
+fallback: their study window runs past the tick's cut-off, so it is tallied from their evidence rows."""
 AT_STUDY = "2024-05-01T00:00:01+08:00"
 BRANCH_SIZE = 50
 SHORT_EVERY = int(os.environ.get("BENCH_SHORT_EVERY", "3"))  # one member in three falls short of the study hours
@@ -75,11 +80,18 @@ def is_short(i: int) -> bool:
     return i % SHORT_EVERY == 7 % SHORT_EVERY
 
 
+def is_late(i: int) -> bool:
+    """The fallback case at the tick (see LATE_EVERY); never a short member, so the tick's reminders stay the
+    short ones and the failing checks."""
+    return i % LATE_EVERY == 41 and not is_short(i)
+
+
 def generate(n: int, folder: Path, seed: int = 6) -> dict[str, Any]:
     """roster.csv, records.csv and plan.yaml of an office of `n` people: branches of ~50, the responsibility chain
     (party-group secretary and deputy, committee secretaries), an office director, a secretary per branch; six
     evidence rows per member (the study phase's mix), one in SHORT_EVERY short of the study hours, one in fifty failing the
-    check; each branch's mobilisation meeting, three training days and its discussion meeting."""
+    check; each branch's mobilisation meeting, three training days and its discussion meeting. Every row is dated
+    by the day before the 7-day reminder's tick, but for one member in LATE_EVERY (`is_late`)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     chain = {0: "party_group_secretary", 1: "party_group_deputy", 2: "committee_secretary", 3: "office_director"}
@@ -118,8 +130,9 @@ def generate(n: int, folder: Path, seed: int = 6) -> dict[str, Any]:
                     ("study_concentrated", "2024-04-09", 8),
                     ("study_concentrated", "2024-04-16", 8),
                     ("study_self", f"2024-04-{rng.randint(1, 13):02d}", self_hours),
-                    ("study_self", f"2024-04-{rng.randint(14, 28):02d}", self_hours),
-                    ("study_check", "2024-04-25", "fail" if i % 50 == 13 else "pass"),
+                    ("study_self", "2024-04-27" if is_late(i) else f"2024-04-{rng.randint(14, 22):02d}",
+                     self_hours),
+                    ("study_check", "2024-04-23", "fail" if i % 50 == 13 else "pass"),
                 ]
                 for kind, day, value in rows:
                     ref += 1
