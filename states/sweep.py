@@ -336,6 +336,12 @@ def _remindable(phase: str) -> tuple[str, ...]:
     return tuple(n for n in edge.conditions if n not in NOT_REMINDED)
 
 
+def reminder_occasion(phase: Phase, k: int) -> str:
+    """A reminder's occasion names the deadline's date with the step, so each deadline gets each step once: a plan
+    reload that moves a deadline not yet fired gets the new date its reminders again, an unmoved one never twice."""
+    return f"{phase.name}:{phase.end.isoformat()}:{k}"
+
+
 def _member_reminders(session: Session, ctx: EvalContext, phase: Phase, k: int) -> int:
     key, current = ctx.campaign_key, phase.name
     names = _remindable(current)
@@ -347,7 +353,7 @@ def _member_reminders(session: Session, ctx: EvalContext, phase: Phase, k: int) 
     behind = or_(*[not_(condition("member", n).ok(ctx, row)) for n in names])
     figures = figures_json("member", names, ctx, row)
     source = rows.where(behind).add_columns(
-        _key(row.person.member_id, "deadline_reminder", key, row.person.member_id, f"{current}:{k}").label("key"),
+        _key(row.person.member_id, "deadline_reminder", key, row.person.member_id, reminder_occasion(phase, k)).label("key"),
         literal(key).label("campaign_key"),
         row.person.member_id.label("recipient_id"),
         json_object(*member_context(ctx, row, current, label, days_before=k, figures=figures)).label("context"),
@@ -383,7 +389,7 @@ def _branch_reminders(session: Session, ctx: EvalContext, phase: Phase, k: int) 
         query.join(secretary, and_(secretary.branch_id == row.bp.branch_id, secretary.role == "branch_secretary"))
         .where(or_(branch_behind, members_short > 0))
         .add_columns(
-            _key(secretary.member_id, "branch_reminder", key, row.bp.branch_id, f"{current}:{k}").label("key"),
+            _key(secretary.member_id, "branch_reminder", key, row.bp.branch_id, reminder_occasion(phase, k)).label("key"),
             literal(key).label("campaign_key"),
             secretary.member_id.label("recipient_id"),
             json_object(

@@ -53,9 +53,9 @@ class Recorder:
 
 def header(data: bytes, name: str) -> str:
     """One unfolded ASCII header of raw message bytes (Message-ID, X-Campaign-Key, X-Campaign-Event …)."""
-    found = re.search(rb"^" + name.encode() + rb": ([^\r\n]*)", data, re.MULTILINE | re.IGNORECASE)
+    found = re.search(rb"^" + name.encode() + rb":((?:[^\r\n]|\r\n[ \t])*)", data, re.MULTILINE | re.IGNORECASE)
     assert found, name
-    return found.group(1).decode("ascii")
+    return found.group(1).replace(b"\r\n", b"").strip().decode("ascii")  # a long key is folded before it
 
 
 
@@ -285,7 +285,7 @@ def study_hours(driven: Driven, member: str, day: str) -> int:
 def test_chinese_messages_read_right(driven: Driven, delivered: Delivered) -> None:
     name = {m: p["name"] for m, p in driven.people.items()}
     short = driven.shortfalls["short_hours"][0]
-    reminder = delivered.message(f"{short}:deadline_reminder:sfao-2024:{short}:study:1")
+    reminder = delivered.message(f"{short}:deadline_reminder:sfao-2024:{short}:study:2024-04-30:1")
     text = text_of(reminder)
     assert f"{name[short]}同志" in text
     assert f"学时 {study_hours(driven, short, '2024-04-30')}/50" in text

@@ -164,7 +164,7 @@ def expected_reminders(d: Driven, step: Step) -> set[tuple[str, str]]:
             k = min(due)  # the latest one due
             day = step.at.astimezone(TZ).date()
             return {
-                (m, key(m, "deadline_reminder", m, f"{phase}:{k}"))
+                (m, key(m, "deadline_reminder", m, f"{phase}:{PHASE_ENDS[phase]}:{k}"))
                 for m, s in step.states_after.items()
                 if s == phase and unmet(d, m, phase, day)
             }
@@ -183,7 +183,7 @@ def test_reminders_go_to_members_with_unmet_conditions_latest_step_only_never_af
     # three days before was skipped (no sweep ran then), so 08-15 queues the one-day step alone.
     last_day = {r for r, _ in of(driven.step("study -1"), "deadline_reminder")}
     assert last_day == set(driven.shortfalls["short_hours"]) | set(driven.shortfalls["failed_check"])
-    assert {k.rsplit(":", 2)[-2:] == ["consolidation", "1"] for _, k in of(driven.step("publicity over"), "deadline_reminder")} == {True}
+    assert {k.rsplit(":", 3)[-3:] == ["consolidation", "2024-08-15", "1"] for _, k in of(driven.step("publicity over"), "deadline_reminder")} == {True}
     assert {r for r, _ in of(driven.step("publicity over"), "deadline_reminder")} == set(driven.shortfalls["no_pledge_application"])
     assert {r for r, _ in of(driven.step("in publicity"), "deadline_reminder")} == set(driven.shortfalls["no_pledge_application"])
 
@@ -238,7 +238,7 @@ def expected_branch_reminders(d: Driven, step: Step, ballots_held: set[str]) -> 
             )
             if gaps or short:
                 sec = secretary_of(d, branch)
-                out[(sec, key(sec, "branch_reminder", branch, f"{phase}:{k}"))] = (gaps, short)
+                out[(sec, key(sec, "branch_reminder", branch, f"{phase}:{PHASE_ENDS[phase]}:{k}"))] = (gaps, short)
         return out
     return {}
 
@@ -278,7 +278,7 @@ def test_branch_reminders_go_to_the_secretary_with_the_branchs_gaps_and_members_
     # whose members alone are short are reminded too.
     late = driven.shortfalls["late_branches"][0]
     sec = secretary_of(driven, late)
-    assert (sec, key(sec, "branch_reminder", late, "study:1")) in of(driven.step("study -1"), "branch_reminder")
+    assert (sec, key(sec, "branch_reminder", late, "study:2024-04-30:1")) in of(driven.step("study -1"), "branch_reminder")
     assert told_figures > 0
     short_branches = {driven.people[m]["branch_id"] for m in driven.shortfalls["short_hours"]}
     assert {k.split(":")[3] for _, k in of(driven.step("study -1"), "branch_reminder")} >= short_branches

@@ -12,8 +12,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from states import audit
+from states.db import MIGRATIONS
 from states.errors import Refused
-from states.models import Campaign, Phase, TransitionLog
+from states.models import Campaign, Notice, Phase, TransitionLog
 from states.plan import Plan, load_plan
 from states.status import summary
 from states.sweep import sweep
@@ -112,3 +113,77 @@ def test_once_the_start_has_fired_it_stays_put_and_status_agrees_with_itself(eng
     with Session(engine) as session:
         assert summary(session, KEY, at("2024-03-26T09:00"))["phase"] == "study"
         assert session.get(Campaign, KEY).timezone == "Asia/Shanghai"  # type: ignore[union-attr]
+
+
+REMINDERS = ("deadline_reminder", "branch_reminder")
+
+
+def reminder_keys(engine: Engine) -> dict[str, set[str]]:
+    with Session(engine) as session:
+        return {e: set(session.scalars(select(Notice.key).where(Notice.event == e))) for e in REMINDERS}
+
+
+def redated(keys: dict[str, set[str]], was: str, becomes: str) -> dict[str, set[str]]:
+    return {e: {k.replace(was, becomes) for k in ks} for e, ks in keys.items()}
+
+
+def reminded_a_week_before_study(engine: Engine) -> tuple[dict[str, Any], dict[str, set[str]]]:
+    """The sample without evidence (everyone short), the start fired and study's 7-day step (for 2024-04-30) swept."""
+    plan = load_sample(engine, records=False)
+    sweep(engine, KEY, at("2024-03-25T00:00:01"), seal_key=SEAL_KEY)
+    sweep(engine, KEY, at("2024-04-24T00:10"), seal_key=SEAL_KEY)
+    first = reminder_keys(engine)
+    assert all(first.values())
+    assert {k.split(f"{KEY}:", 1)[1].split(":", 1)[1] for ks in first.values() for k in ks} == {"study:2024-04-30:7"}
+    return plan, first
+
+
+def test_a_moved_deadline_is_reminded_again_for_its_new_date_and_an_unmoved_one_never_twice(engine: Engine) -> None:
+    plan, first = reminded_a_week_before_study(engine)
+    # Another deadline moves: study's is the same, so the same step is not reminded again.
+    reload(engine, moved(plan, analysis=("2024-05-01", "2024-06-07"), rectification=("2024-06-08", "2024-07-31")), "2024-04-24T09:00")
+    sweep(engine, KEY, at("2024-04-24T12:00"), seal_key=SEAL_KEY)
+    assert reminder_keys(engine) == first
+    # Study's deadline moves a week: the old date's 3-day step finds the new deadline ten days away, nothing is due;
+    # the new date's 7-day step reminds the same people once.
+    later = moved(plan, study=("2024-03-25", "2024-05-07"), analysis=("2024-05-08", "2024-06-07"), rectification=("2024-06-08", "2024-07-31"))
+    reload(engine, later, "2024-04-25T09:00")
+    sweep(engine, KEY, at("2024-04-28T00:10"), seal_key=SEAL_KEY)
+    assert reminder_keys(engine) == first
+    sweep(engine, KEY, at("2024-05-01T00:10"), seal_key=SEAL_KEY)
+    sweep(engine, KEY, at("2024-05-01T18:00"), seal_key=SEAL_KEY)
+    now = reminder_keys(engine)
+    assert {e: now[e] - first[e] for e in REMINDERS} == redated(first, ":study:2024-04-30:7", ":study:2024-05-07:7")
+
+
+def migrate(engine: Engine, direction: str, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        getattr(command, direction)(config, revision)
+
+
+def test_reminders_keyed_before_the_deadlines_date_are_rekeyed_from_the_date_they_named(engine: Engine) -> None:
+    plan, first = reminded_a_week_before_study(engine)
+    undated = redated(first, ":study:2024-04-30:7", ":study:7")
+    migrate(engine, "downgrade", "20261201_1900")  # the keys as the older code wrote them
+    assert reminder_keys(engine) == undated
+    migrate(engine, "upgrade", "head")
+    assert reminder_keys(engine) == first
+    sweep(engine, KEY, at("2024-04-24T12:00"), seal_key=SEAL_KEY)  # the unmoved deadline: not reminded twice
+    assert reminder_keys(engine) == first
+    # The deadline moves under the older code; the upgrade keys its reminders by the date they named, not the new one.
+    migrate(engine, "downgrade", "20261201_1900")
+    reload(engine, moved(plan, study=("2024-03-25", "2024-05-07"), analysis=("2024-05-08", "2024-05-31")), "2024-04-25T09:00")
+    migrate(engine, "upgrade", "head")
+    assert reminder_keys(engine) == first
+    sweep(engine, KEY, at("2024-05-01T00:10"), seal_key=SEAL_KEY)
+    again = redated(first, ":study:2024-04-30:7", ":study:2024-05-07:7")
+    assert reminder_keys(engine) == {e: first[e] | again[e] for e in REMINDERS}
+    # Down again: the current deadline's reminders lose their date, the moved one's keep it (keys stay unique).
+    migrate(engine, "downgrade", "20261201_1900")
+    assert reminder_keys(engine) == {e: first[e] | undated[e] for e in REMINDERS}

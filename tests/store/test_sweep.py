@@ -140,7 +140,7 @@ def test_branch_reminders_agree_with_the_member_reminders_once_and_never_after_t
     assert branch, "the sample has shortfalls in the study phase"
     for notice in branch:
         context = notice.context
-        assert notice.key == f"{notice.recipient_id}:branch_reminder:{KEY}:{context['branch_id']}:study:1"
+        assert notice.key == f"{notice.recipient_id}:branch_reminder:{KEY}:{context['branch_id']}:study:2024-04-30:1"
         # The count a secretary reads is the number of the branch's members the same sweep reminded.
         assert context["members_short"] == members[context["branch_id"]]
         gaps = {c for c, f in context["figures"].items() if not f["ok"]}
