@@ -81,8 +81,8 @@ def db_harden(app: App, role: str | None) -> None:
         for statement in audit.append_only_statements(dialect):
             connection.execute(text(statement))
         if dialect != "postgresql":
-            click.echo("triggers in place: transition_log and audit_seal refuse UPDATE and DELETE (SQLite has no "
-                       "roles: the file's permissions are the boundary)")
+            click.echo(f"triggers in place: {', '.join(audit.APPEND_ONLY_TABLES)} refuse UPDATE and DELETE (SQLite "
+                       "has no roles: the file's permissions are the boundary)")
             return
         if role is not None and connection.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}) is None:
             raise BadInput(f"no PostgreSQL role {role!r}")

@@ -105,6 +105,25 @@ def _verify(app: App, session: Session, anchor_file: Path | None) -> None:
         f"audit chain intact: {verdict.checked} sealed blocks, head {verdict.head.digest if verdict.head else '-'}"
         f" (seal {verdict.head.seal_id if verdict.head else '-'}); {where}"
     )
+    if verdict.pending:
+        _warn_pending(app, verdict.pending)
+
+
+def _warn_pending(app: App, pending: tuple[audit.Pending, ...]) -> None:
+    """Lanes not merged yet are intact as far as they go, but nothing outside them vouches that they are whole: said
+    on stderr, every time, with what ends it (exit 0: a running sweep has them too; docs/reliability.md)."""
+    sweeps = ", ".join(sorted({p.sweep for p in pending}))
+    entries = sum(p.entries for p in pending)
+    click.echo("campaign: " + human.say(
+        app.locale,
+        f"注意：扫描 {sweeps} 的 {len(pending)} 条通道（{entries} 条记录）尚未并入主链。其封印已核对无误，"
+        "但主链与锚点还不能证明它们完整（整条删去不会被发现）。扫描仍在运行时如此；若扫描中途停止，"
+        "该活动的下一次扫描（重新运行即可）会将其并入。",
+        f"note: {len(pending)} lanes ({entries} entries) of sweep {sweeps} are not merged into the main chain yet. "
+        "Their seals check, but neither the main chain nor an anchor vouches that they are whole yet (removing one "
+        "entirely would go unseen). So it is while a sweep runs; if the sweep stopped before its end, the campaign's "
+        "next sweep (re-run it) merges them.",
+    ), err=True)
 
 
 @cli.command("audit")

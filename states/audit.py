@@ -1,5 +1,14 @@
 """The transition log: append-only, each transaction's entries sealed by an HMAC under a key kept outside the database,
-chained to the previous seal."""
+chained to the previous seal of its chain.
+
+Chains. Every write seals on the main chain, whose head is what anchors record — except a sweep's chunk units: each
+chunk seals on a lane of its own (`lane_id`: campaign, sweep, chunk), chained within itself from a genesis derived
+under the key from the lane's id, so parallel chunks never wait for each other's commit. The sweep's finish unit
+merges every lane of the campaign not yet merged into the main chain with one merge seal, whose HMAC covers the
+previous main head and each lane's (id, head, seals, entries) in lane order. A lane not yet merged (its sweep is
+running, or stopped before its end) is *pending*: its own seals are checked, but no main-chain seal or anchor vouches
+for its completeness until the campaign's next sweep merges it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +18,9 @@ import hmac
 import json
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
+from urllib.parse import quote
 
 from sqlalchemy import ColumnElement, Select, String, cast, func, insert, literal, select, text
 from sqlalchemy.ext.compiler import compiles
@@ -19,12 +30,22 @@ from sqlalchemy.sql.functions import FunctionElement
 from states.clock import as_utc
 from states.db import utc_text
 from states.errors import Refused
-from states.models import AuditSeal, TransitionLog, UTCDateTime
+from states.models import AuditLaneMerge, AuditSeal, TransitionLog, UTCDateTime
 
 GENESIS = "0" * 64
 KEYED = "hmac-sha256"
 """`audit_seal.scheme` of a keyed seal; NULL marks a seal written before seals were keyed (plain SHA-256)."""
+MERGED = "hmac-merge"
+"""`audit_seal.scheme` of a merge seal: lanes taken into the main chain."""
 DOMAIN = b"campaign-audit-seal/2\n"
+LANE_DOMAIN = b"campaign-audit-lane/1\n"
+MERGE_DOMAIN = b"campaign-audit-merge/1\n"
+MAIN_LOCK = 20261127
+"""PostgreSQL advisory lock of the main chain: its sealers (and merges) take turns."""
+SWEEP_LOCK = 20261128
+"""Advisory locks per sweep (the second key hashes it): lane sealers share it, a merge takes it alone."""
+LANE_LOCK = 20261129
+"""Advisory locks per lane: two transactions on one lane (never in a proper sweep) still chain in turn."""
 LOG_COLUMNS = (
     "campaign_key",
     "member_id",
@@ -178,94 +199,340 @@ class Head(NamedTuple):
 
 
 def head(session: Session) -> Head | None:
-    first = session.scalar(select(AuditSeal.digest).order_by(AuditSeal.id).limit(1))
-    last = session.execute(select(AuditSeal.id, AuditSeal.digest).order_by(AuditSeal.id.desc()).limit(1)).first()
+    """The main chain's head (lanes are vouched for through their merge seals on it)."""
+    main = AuditSeal.lane.is_(None)
+    first = session.scalar(select(AuditSeal.digest).where(main).order_by(AuditSeal.id).limit(1))
+    last = session.execute(
+        select(AuditSeal.id, AuditSeal.digest).where(main).order_by(AuditSeal.id.desc()).limit(1)
+    ).first()
     if first is None or last is None:
         return None
     return Head(first, last[0], last[1])
 
 
+# -- lanes -------------------------------------------------------------------------------------------------------
+
+def lane_id(campaign: str, sweep_id: str, chunk: str) -> str:
+    """A sweep chunk's lane: the campaign, the sweep and the chunk's first branch, each percent-encoded, joined by
+    '/'. Everything a chunk's process needs is in the sweep's plan; the campaign reads back exactly (`_campaign_of`),
+    so the campaign's next sweep can merge what a stopped one left."""
+    return "/".join(quote(part, safe="") for part in (campaign, sweep_id, chunk))
+
+
+def _prefix(*parts: str) -> str:
+    return "".join(quote(part, safe="") + "/" for part in parts)
+
+
+def _sweep_of(lane: str) -> str:
+    """The lane's campaign and sweep, as the prefix every lane of that sweep starts with."""
+    return lane.rsplit("/", 1)[0] + "/"
+
+
+def lane_genesis(key: bytes, lane: str) -> str:
+    """What a lane's first seal chains to: keyed, and bound to the lane's id (so no seal moves between lanes)."""
+    return hmac.new(key, LANE_DOMAIN + _encode(lane), hashlib.sha256).hexdigest()
+
+
+def on_lane(session: Session, lane: str | None) -> None:
+    """The current transaction seals on `lane` (None: on the main chain). Set by the sweep per unit."""
+    if lane is None:
+        session.info.pop("audit_lane", None)
+    else:
+        session.info["audit_lane"] = lane
+
+
+def merge_when_sealing(session: Session, campaign: str) -> None:
+    """The current transaction's seal first merges the campaign's unmerged lanes (the sweep's finish unit)."""
+    session.info["audit_merge"] = campaign
+
+
+def _lock(session: Session, *keys: int | str, shared: bool = False) -> None:
+    """A PostgreSQL advisory lock until the transaction ends; names hashed to the lock's second key. SQLite has one
+    writer at a time already."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    values = [k if isinstance(k, int) else int.from_bytes(hashlib.sha256(k.encode()).digest()[:4], "big", signed=True)
+              for k in keys]
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    session.execute(text(f"SELECT {function}({', '.join(str(v) for v in values)})"))
+
+
+def _sweep_merged(session: Session, sweep: str) -> bool:
+    """Whether a lane of the sweep (its prefix) was merged: the sweep's lanes are then closed."""
+    merged = AuditLaneMerge.lane
+    return session.scalar(select(merged).where(func.substr(merged, 1, len(sweep)) == sweep).limit(1)) is not None
+
+
+def _previous(session: Session, key: bytes, lane: str | None) -> str:
+    """The digest the current block chains to, its chain held for this transaction: the main chain's head in turn
+    with every other main-chain sealer; a lane's head with only its own sweep's merge to wait for."""
+    if lane is None:
+        _lock(session, MAIN_LOCK)
+        found = session.scalar(
+            select(AuditSeal.digest).where(AuditSeal.lane.is_(None)).order_by(AuditSeal.id.desc()).limit(1)
+        )
+        return found or GENESIS
+    sweep = _sweep_of(lane)
+    _lock(session, SWEEP_LOCK, sweep, shared=True)
+    _lock(session, LANE_LOCK, lane)
+    if _sweep_merged(session, sweep):
+        raise Refused(f"the sweep of audit lane {lane} was merged into the main chain already; nothing of this "
+                      "unit is kept (its campaign's next sweep does it)")
+    found = session.scalar(select(AuditSeal.digest).where(AuditSeal.lane == lane).order_by(AuditSeal.id.desc()).limit(1))
+    return found or lane_genesis(key, lane)
+
+
+def merge_digest(
+    key: bytes, previous: str, block: str, at: dt.datetime, lanes: Sequence[tuple[str, str, int, int]]
+) -> str:
+    """HMAC under `key` of the previous main-chain seal, the merge's block id and time, and each lane's (id, head,
+    seals, entries) in lane order (Python's, never a database collation's), and their number."""
+    mac = hmac.new(key, MERGE_DOMAIN + _encode(previous, block, _instant(at)), hashlib.sha256)
+    for lane, digest, seals, entries in sorted(lanes):
+        mac.update(_encode(lane, digest, str(seals), str(entries)))
+    mac.update(_encode(str(len(lanes))))
+    return mac.hexdigest()
+
+
+def merge(session: Session, at: dt.datetime, key: bytes, campaign: str) -> int:
+    """Take every lane of the campaign not yet merged into the main chain under one merge seal: the lanes of this
+    sweep and of any earlier one that stopped before its end. Each merged sweep's lane sealers are waited for (its
+    lock taken alone), and its lanes are closed from then on. Returns the lanes merged."""
+    _lock(session, MAIN_LOCK)
+    prefix = _prefix(campaign)
+    unmerged = (
+        select(AuditSeal.lane).distinct()
+        .where(AuditSeal.lane.is_not(None), func.substr(AuditSeal.lane, 1, len(prefix)) == prefix)
+        .where(AuditSeal.lane.not_in(select(AuditLaneMerge.lane)))
+    )
+    lanes = sorted(lane for lane in session.scalars(unmerged) if lane is not None)
+    if not lanes:
+        return 0
+    for sweep in sorted({_sweep_of(lane) for lane in lanes}):
+        _lock(session, SWEEP_LOCK, sweep)
+    heads: dict[str, tuple[str, int, int]] = {}
+    for lane, digest, entries in session.execute(
+        select(func.coalesce(AuditSeal.lane, ""), AuditSeal.digest, AuditSeal.entries)
+        .where(AuditSeal.lane.in_(lanes)).order_by(AuditSeal.id)
+    ):
+        _, seals, total = heads.get(lane, ("", 0, 0))
+        heads[lane] = (digest, seals + 1, total + entries)
+    merged = [(lane, *heads[lane]) for lane in lanes]
+    previous = _previous(session, key, None)
+    block = uuid.uuid4().hex
+    at = as_utc(at)
+    digest = merge_digest(key, previous, block, at, merged)
+    session.add_all(
+        AuditLaneMerge(lane=lane, merge_block=block, head=head_, seals=seals, entries=entries)
+        for lane, head_, seals, entries in merged
+    )
+    session.add(AuditSeal(block=block, entries=len(merged), digest=digest, prev_digest=previous, at=at, scheme=MERGED))
+    session.flush()
+    return len(merged)
+
+
 def seal(session: Session, at: dt.datetime, key: bytes) -> None:
-    """Seal the current block, if it wrote anything, under `key`: called right before the transaction commits."""
+    """Seal the current block, if it wrote anything, under `key`, on its lane or the main chain (after the merge its
+    transaction asked for, if any): called right before the transaction commits."""
     block = session.info.pop("audit_block", None)
+    lane = session.info.pop("audit_lane", None)
+    campaign = session.info.pop("audit_merge", None)
+    at = as_utc(at)
+    if campaign is not None:
+        merge(session, at, key, campaign)
     if block is None:
         return
-    if session.get_bind().dialect.name == "postgresql":
-        # Sealers take turns, so each seal chains to the one committed before it.
-        session.execute(text("SELECT pg_advisory_xact_lock(20261127)"))
-    previous = session.scalar(select(AuditSeal.digest).order_by(AuditSeal.id.desc()).limit(1)) or GENESIS
-    at = as_utc(at)
+    previous = _previous(session, key, lane)
     count, digest = block_digest(session, key, block, previous, at)
     if count:
-        session.add(AuditSeal(block=block, entries=count, digest=digest, prev_digest=previous, at=at, scheme=KEYED))
+        session.add(AuditSeal(block=block, entries=count, digest=digest, prev_digest=previous, at=at, scheme=KEYED,
+                              lane=lane))
         session.flush()
 
 
+class Pending(NamedTuple):
+    """A lane no merge seal has taken in yet: its seals check, but nothing on the main chain vouches for it."""
+
+    lane: str
+    sweep: str
+    seals: int
+    entries: int
+
+
 class Verdict(NamedTuple):
-    """What `verify` found: blocks checked, the first broken block (None when intact) and why, the head."""
+    """What `verify` found: blocks checked, the first broken block (None when intact) and why, the head, and the
+    lanes still pending (intact so far, not yet merged)."""
 
     checked: int
     broken: str | None
     why: str | None
     head: Head | None
+    pending: tuple[Pending, ...] = ()
+
+
+class _Broken(Exception):
+    def __init__(self, block: str, why: str, head: Head | None = None) -> None:
+        super().__init__(why)
+        self.block, self.why, self.head = block, why, head
+
+
+@dataclass
+class _Lane:
+    head: str
+    first_block: str
+    seals: int = 0
+    entries: int = 0
+    merged_by: str | None = None
+
+
+class _Walk:
+    """One pass over every seal in id order: each main-chain seal checked against the main chain's previous seal,
+    each lane seal against its lane's, each merge seal against the lanes as recomputed so far."""
+
+    def __init__(self, session: Session, key: bytes, anchors: Sequence[Head]) -> None:
+        self.session, self.key = session, key
+        self.previous = GENESIS
+        self.checked = 0
+        self.keyed_seen = False
+        self.first_unkeyed: str | None = None
+        self.first: str | None = None
+        self.last: tuple[int, str] | None = None
+        self.lanes: dict[str, _Lane] = {}
+        self.anchored: dict[int, list[Head]] = {}
+        for anchor in anchors:
+            self.anchored.setdefault(anchor.seal_id, []).append(anchor)
+
+    def step(self, seal_id: int, block: str, entries: int, digest: str, prev_digest: str, at: dt.datetime,
+             scheme: str | None, lane: str | None) -> None:
+        if lane is None:
+            self._main(seal_id, block, entries, digest, prev_digest, at, scheme)
+        else:
+            self._lane(lane, block, entries, digest, prev_digest, at, scheme)
+        self.checked += 1
+
+    def _main(self, seal_id: int, block: str, entries: int, digest: str, prev_digest: str, at: dt.datetime,
+              scheme: str | None) -> None:
+        what = "entries"
+        if scheme == KEYED:
+            count, expected = block_digest(self.session, self.key, block, self.previous, at)
+            self.keyed_seen = True
+        elif scheme == MERGED:
+            count, expected = self._merged(block, at)
+            what = "lanes"
+            self.keyed_seen = True
+        elif scheme is None and not self.keyed_seen:
+            count, expected = _legacy_digest(self.session, block, self.previous)
+            self.first_unkeyed = self.first_unkeyed or block
+        else:
+            raise _Broken(block, f"seal scheme {scheme!r} where a keyed seal is due")
+        _check(block, "the seal before it", self.previous, prev_digest, what, count, entries, expected, digest)
+        self.first = self.first or digest
+        if any(a.chain != self.first or a.digest != digest for a in self.anchored.pop(seal_id, ())):
+            raise _Broken(block, f"the anchored seal {seal_id} has another digest: the chain was rewritten or "
+                          "re-sealed since the anchor")
+        self.previous = digest
+        self.last = (seal_id, digest)
+
+    def _merged(self, block: str, at: dt.datetime) -> tuple[int, str]:
+        """(lanes, expected digest) of a merge seal; each lane it names must end, as recomputed, where it says."""
+        rows = sorted((lane, digest, seals, entries) for lane, digest, seals, entries in self.session.execute(
+            select(AuditLaneMerge.lane, AuditLaneMerge.head, AuditLaneMerge.seals, AuditLaneMerge.entries)
+            .where(AuditLaneMerge.merge_block == block)
+        ))
+        for lane, digest, seals, entries in rows:
+            state = self.lanes.get(lane)
+            if state is None:
+                raise _Broken(block, f"it merges lane {lane}, which has no seal before it (the lane was dropped)")
+            if state.merged_by is not None:
+                raise _Broken(block, f"it merges lane {lane} again: block {state.merged_by} merged it before")
+            if (state.head, state.seals, state.entries) != (digest, seals, entries):
+                raise _Broken(block, f"lane {lane} holds {state.seals} seals and {state.entries} entries up to here, "
+                              f"the merge says {seals} and {entries}, or ends elsewhere (a lane cut or rewritten)")
+            state.merged_by = block
+        return len(rows), merge_digest(self.key, self.previous, block, at, rows)
+
+    def _lane(self, lane: str, block: str, entries: int, digest: str, prev_digest: str, at: dt.datetime,
+              scheme: str | None) -> None:
+        state = self.lanes.get(lane)
+        if state is None:
+            state = self.lanes[lane] = _Lane(lane_genesis(self.key, lane), block)
+        if state.merged_by is not None:
+            raise _Broken(block, f"it was sealed on lane {lane} after block {state.merged_by} merged the lane")
+        if scheme != KEYED:
+            raise _Broken(block, f"seal scheme {scheme!r} on lane {lane}, where a keyed seal is due")
+        count, expected = block_digest(self.session, self.key, block, state.head, at)
+        before = "its lane's seal before it" if state.seals else f"the genesis of its lane {lane}"
+        _check(block, before, state.head, prev_digest, "entries", count, entries, expected, digest)
+        state.head, state.seals, state.entries = digest, state.seals + 1, state.entries + count
+
+    def end(self) -> Verdict:
+        """The checks of the whole: old unkeyed seals vouched for, no unsealed entry, no merge record without its
+        seal, no lane added to a sweep after its merge, every anchor on the chain; the lanes still pending."""
+        if self.first_unkeyed is not None and not self.keyed_seen:
+            # Anyone can compute an unkeyed seal: from this block on, nothing vouches for the log.
+            self.checked = 0
+            raise _Broken(self.first_unkeyed, "sealed without a key, and no keyed seal follows to vouch for it "
+                          "(`campaign db reseal` adds one to a chain from before keyed seals)")
+        stray = self.session.scalar(
+            select(TransitionLog.block).where(TransitionLog.block.not_in(select(AuditSeal.block))).limit(1)
+        )
+        if stray is not None:
+            raise _Broken(stray, "its entries are not sealed")
+        merges = select(AuditSeal.block).where(AuditSeal.scheme == MERGED, AuditSeal.lane.is_(None))
+        orphan = self.session.execute(
+            select(AuditLaneMerge.merge_block, AuditLaneMerge.lane).where(AuditLaneMerge.merge_block.not_in(merges))
+            .limit(1)
+        ).first()
+        if orphan is not None:
+            raise _Broken(orphan[0], f"a record merges lane {orphan[1]} under it, but no merge seal of it is on the "
+                          "main chain")
+        merged_sweeps = {_sweep_of(lane): s.merged_by for lane, s in self.lanes.items() if s.merged_by}
+        pending = []
+        for lane, state in sorted(self.lanes.items(), key=lambda item: item[1].first_block):
+            if state.merged_by is not None:
+                continue
+            if _sweep_of(lane) in merged_sweeps:
+                raise _Broken(state.first_block, f"lane {lane} was added to a sweep after block "
+                              f"{merged_sweeps[_sweep_of(lane)]} merged that sweep's lanes")
+            pending.append(Pending(lane, lane.split("/")[-2], state.seals, state.entries))
+        current = Head(self.first, *self.last) if self.first is not None and self.last is not None else None
+        if self.anchored:
+            missing = min(self.anchored)
+            end = f"ends at seal {self.last[0]}" if self.last else "is empty"
+            raise _Broken("(end)", f"the anchored seal {missing} is not on the chain, which {end}: the log was cut "
+                          "short or rewritten", current)
+        return Verdict(self.checked, None, None, current, tuple(pending))
+
+
+def _check(block: str, before: str, previous: str, prev_digest: str, what: str, count: int, entries: int,
+           expected: str, digest: str) -> None:
+    if prev_digest != previous:
+        raise _Broken(block, f"it does not chain to {before}")
+    if count != entries:
+        raise _Broken(block, f"it holds {count} {what}, its seal says {entries}")
+    if not hmac.compare_digest(expected, digest):
+        raise _Broken(block, f"its {what} or seal were changed (or sealed under another key)")
 
 
 def verify(session: Session, key: bytes, anchors: Sequence[Head] = ()) -> Verdict:
-    """Recompute the chain under `key`: the first broken block and why, or None. Unsealed entries break it too.
-    Seals from before keyed seals (scheme NULL) are accepted only as the chain's beginning and only when a keyed seal
-    follows them (which then vouches for them). Each of `anchors` (heads recorded outside the database) must still be
-    on the chain with the same digest: a chain cut short (even if written to since), re-sealed under another key or
-    rewritten before an anchor fails."""
-    previous = GENESIS
-    checked = 0
-    keyed_seen = False
-    first_unkeyed: str | None = None
-    first: str | None = None
-    anchored: dict[int, list[Head]] = {}
-    for anchor in anchors:
-        anchored.setdefault(anchor.seal_id, []).append(anchor)
-    last: tuple[int, str, str] | None = None
-    for row in session.execute(
-        select(AuditSeal.id, AuditSeal.block, AuditSeal.entries, AuditSeal.digest, AuditSeal.prev_digest,
-               AuditSeal.at, AuditSeal.scheme).order_by(AuditSeal.id)
-    ):
-        seal_id, block, entries, digest, prev_digest, at, scheme = row
-        if scheme == KEYED:
-            count, expected = block_digest(session, key, block, previous, at)
-            keyed_seen = True
-        elif scheme is None and not keyed_seen:
-            count, expected = _legacy_digest(session, block, previous)
-            first_unkeyed = first_unkeyed or block
-        else:
-            return Verdict(checked, block, f"seal scheme {scheme!r} where a keyed seal is due", None)
-        if prev_digest != previous:
-            return Verdict(checked, block, "it does not chain to the seal before it", None)
-        if count != entries:
-            return Verdict(checked, block, f"it holds {count} entries, its seal says {entries}", None)
-        if not hmac.compare_digest(expected, digest):
-            return Verdict(checked, block, "its entries or seal were changed (or sealed under another key)", None)
-        first = first or digest
-        if any(anchor.chain != first or anchor.digest != digest for anchor in anchored.pop(seal_id, ())):
-            return Verdict(checked, block, f"the anchored seal {seal_id} has another digest: the chain was "
-                           "rewritten or re-sealed since the anchor", None)
-        previous = digest
-        last = (seal_id, block, digest)
-        checked += 1
-    if first_unkeyed is not None and not keyed_seen:
-        # Anyone can compute an unkeyed seal: from this block on, nothing vouches for the log.
-        return Verdict(0, first_unkeyed, "sealed without a key, and no keyed seal follows to vouch for it "
-                       "(`campaign db reseal` adds one to a chain from before keyed seals)", None)
-    sealed = select(AuditSeal.block)
-    stray = session.scalar(select(TransitionLog.block).where(TransitionLog.block.not_in(sealed)).limit(1))
-    if stray is not None:
-        return Verdict(checked, stray, "its entries are not sealed", None)
-    current = Head(first, last[0], last[2]) if first is not None and last is not None else None
-    if anchored:
-        missing = min(anchored)
-        end = f"ends at seal {last[0]}" if last else "is empty"
-        return Verdict(checked, "(end)", f"the anchored seal {missing} is not on the chain, which {end}: "
-                       "the log was cut short or rewritten", current)
-    return Verdict(checked, None, None, current)
+    """Recompute every chain under `key` in the order the seals were written: the first broken block and why, or
+    None, and the lanes pending. Unsealed entries break it too. Seals from before keyed seals (scheme NULL) are
+    accepted only as the main chain's beginning and only when a keyed seal follows them (which then vouches for
+    them). A lane must chain from its keyed genesis, end where its merge seal says, be merged at most once and gain
+    nothing after; a lane not merged yet is pending, not broken: its sweep is running, or stopped before its end and
+    leaves it to the campaign's next sweep (docs/reliability.md). Each of `anchors` (main-chain heads recorded
+    outside the database) must still be on the chain with the same digest: a chain cut short (even if written to
+    since), re-sealed under another key or rewritten before an anchor fails."""
+    walk = _Walk(session, key, anchors)
+    try:
+        for row in session.execute(
+            select(AuditSeal.id, AuditSeal.block, AuditSeal.entries, AuditSeal.digest, AuditSeal.prev_digest,
+                   AuditSeal.at, AuditSeal.scheme, AuditSeal.lane).order_by(AuditSeal.id)
+        ):
+            walk.step(*row)
+        return walk.end()
+    except _Broken as broken:
+        return Verdict(walk.checked, broken.block, broken.why, broken.head)
 
 
 def reseal(session: Session, at: dt.datetime, key: bytes) -> Head | None:
@@ -276,7 +543,7 @@ def reseal(session: Session, at: dt.datetime, key: bytes) -> Head | None:
         return verdict.head
     if not verdict.why or not verdict.why.startswith("sealed without a key, and no keyed seal follows"):
         raise Refused(f"audit chain broken at block {verdict.broken}: {verdict.why}; nothing sealed")
-    previous = session.scalar(select(AuditSeal.digest).order_by(AuditSeal.id.desc()).limit(1)) or GENESIS
+    previous = _previous(session, key, None)
     block = uuid.uuid4().hex
     at = as_utc(at)
     _, digest = block_digest(session, key, block, previous, at)
@@ -287,7 +554,7 @@ def reseal(session: Session, at: dt.datetime, key: bytes) -> Head | None:
 
 # -- append-only in the database itself --------------------------------------------------------------------------
 
-APPEND_ONLY_TABLES = ("transition_log", "audit_seal")
+APPEND_ONLY_TABLES = ("transition_log", "audit_seal", "audit_lane_merge")
 
 _PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION campaign_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -300,7 +567,7 @@ $$
 
 def append_only_statements(dialect: str) -> list[str]:
     """Triggers refusing UPDATE and DELETE (and TRUNCATE on PostgreSQL) of the log and its seals, idempotent: the
-    migration 20261201_1800 creates the same ones; `campaign db harden` renews them."""
+    migrations 20261201_1800 and 20261201_2100 create the same ones; `campaign db harden` renews them."""
     if dialect == "postgresql":
         statements = [_PG_FUNCTION]
         for table in APPEND_ONLY_TABLES:

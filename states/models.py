@@ -280,7 +280,8 @@ class TransitionLog(Base):
 
 class AuditSeal(Base):
     """Seals one block of log entries (one transaction) with an HMAC under a key outside the database, over them and
-    the previous seal."""
+    the previous seal of its chain: the main chain (`lane` NULL) or a sweep chunk's lane, which a merge seal on the
+    main chain takes in at the sweep's end (`states.audit`)."""
 
     __tablename__ = "audit_seal"
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
@@ -290,8 +291,23 @@ class AuditSeal(Base):
     prev_digest: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime]
     scheme: Mapped[str | None] = mapped_column(String(16))
-    """'hmac-sha256'; NULL for a seal written before seals were keyed (plain SHA-256, checked only as the chain's
-    beginning when a keyed seal follows)."""
+    """'hmac-sha256'; 'hmac-merge' for a merge seal (no entries of its own: `entries` counts the lanes it merges);
+    NULL for a seal written before seals were keyed (plain SHA-256, checked only as the chain's beginning when a keyed
+    seal follows)."""
+    lane: Mapped[str | None] = mapped_column(String(400), index=True)
+    """The lane the seal chains in (`states.audit.lane_id`); NULL on the main chain."""
+
+
+class AuditLaneMerge(Base):
+    """A lane taken into the main chain: its head, seals and entries as the merge seal (`merge_block`) covers them.
+    Keyed by the lane: a lane is merged once, and a seal into a merged lane is refused."""
+
+    __tablename__ = "audit_lane_merge"
+    lane: Mapped[str] = mapped_column(String(400), primary_key=True)
+    merge_block: Mapped[str] = mapped_column(String(40), index=True)
+    head: Mapped[str] = mapped_column(String(64))
+    seals: Mapped[int]
+    entries: Mapped[int]
 
 
 class Notice(Base):

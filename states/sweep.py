@@ -563,6 +563,9 @@ def run_unit(
     session: Session, plan: SweepPlan, unit: tuple[str, Deadline | None, tuple[str, str] | None], cause: Cause
 ) -> None:
     kind, deadline, chunk = unit
+    # A chunk seals on a lane of its own, so parallel chunks never queue on the main chain; the finish unit merges
+    # the lanes into it (states/audit.py). The lane is named from the plan alone: chunks may run in other processes.
+    audit.on_lane(session, audit.lane_id(plan.key, plan.sweep_id, chunk[0]) if chunk is not None else None)
     if kind == "fire":
         assert deadline is not None and chunk is not None
         fire_chunk(session, plan.key, deadline, chunk[0], chunk[1], cause)
@@ -575,6 +578,7 @@ def run_unit(
     else:
         finalize_ratings(session, plan.key, plan.at)
         queue_time_notices(session, plan.key, plan.at)
+        audit.merge_when_sealing(session, plan.key)
 
 
 def report(session: Session, plan: SweepPlan) -> SweepReport:

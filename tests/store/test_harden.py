@@ -12,8 +12,9 @@ from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from states.models import AuditSeal, TransitionLog
-from tests.fixtures import KEY, load_sample
+from states.models import AuditLaneMerge, AuditSeal, TransitionLog
+from states.sweep import sweep
+from tests.fixtures import KEY, SEAL_KEY, at, load_sample
 from tests.reliability.synth import run_cli
 
 TAMPERING = (
@@ -21,13 +22,17 @@ TAMPERING = (
     "DELETE FROM transition_log",
     "UPDATE audit_seal SET digest = 'x'",
     "DELETE FROM audit_seal",
+    "UPDATE audit_lane_merge SET head = 'x'",
+    "DELETE FROM audit_lane_merge",
 )
+TRUNCATING = ("TRUNCATE transition_log", "TRUNCATE audit_seal", "TRUNCATE audit_lane_merge")
 
 
-def _counts(engine: Engine) -> tuple[int, int]:
+def _counts(engine: Engine) -> tuple[int, int, int]:
     with Session(engine) as session:
         return (session.scalar(select(func.count()).select_from(TransitionLog)) or 0,
-                session.scalar(select(func.count()).select_from(AuditSeal)) or 0)
+                session.scalar(select(func.count()).select_from(AuditSeal)) or 0,
+                session.scalar(select(func.count()).select_from(AuditLaneMerge)) or 0)
 
 
 def _refused(engine: Engine, statement: str) -> str:
@@ -38,8 +43,9 @@ def _refused(engine: Engine, statement: str) -> str:
 
 def test_the_log_refuses_update_and_delete_even_its_owner(engine: Engine, tmp_path: Path) -> None:
     load_sample(engine, records=False)
+    sweep(engine, KEY, at("2024-03-25T00:00:01"), seal_key=SEAL_KEY, branches_per_chunk=1)  # lanes merged: rows to refuse
     before = _counts(engine)
-    statements = TAMPERING + (("TRUNCATE transition_log", "TRUNCATE audit_seal") if engine.dialect.name == "postgresql" else ())
+    statements = TAMPERING + (TRUNCATING if engine.dialect.name == "postgresql" else ())
     for statement in statements:
         assert "append-only" in _refused(engine, statement), statement
     assert _counts(engine) == before
@@ -73,7 +79,7 @@ def test_harden_leaves_the_service_role_unable_to_rewrite_the_log(engine: Engine
         hardened = run_cli(["db", "harden", "--role", role], env)
         assert hardened.code == 0, hardened.err
         before = _counts(engine)
-        for statement in (*TAMPERING, "TRUNCATE transition_log", "TRUNCATE audit_seal"):
+        for statement in (*TAMPERING, *TRUNCATING):
             assert "permission denied" in _refused(service, statement), statement
         assert _counts(engine) == before
         # The service role still does its work: a sweep logs, seals and verifies.
