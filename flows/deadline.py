@@ -3,11 +3,16 @@
 The flow decides nothing: `states.sweep` plans the units (each deadline due × each chunk of branches, the
 deadline's record, the stuck pass per chunk, the finish) and runs each one as a transaction. Re-running a failed
 run is safe: fired deadlines and done chunks are recorded, so a second run skips what the first one finished.
+
+With `CAMPAIGN_CHUNK_POOL` set (PostgreSQL), a deadline's chunks leave this process: the sweep records them in
+groups (`states.planned`) and each group runs as a `sweep-chunks` flow run on that work pool (`flows/chunks.py`),
+taken by whichever worker, on whichever host, polls first; the rest of the sweep stays here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -16,12 +21,12 @@ from prefect.cache_policies import NONE
 from prefect.states import Failed, State
 from sqlalchemy import Engine
 
-from flows import runtime
+from flows import chunks, runtime
 from flows.artifacts import local_time, publish_audit_head, publish_progress, publish_report, publish_summary
 from flows.limits import one_run_per_campaign
-from states import anchors, sweep
+from states import anchors, planned, sweep
 from states.engine import Cause
-from states.errors import CampaignError
+from states.errors import BadInput, CampaignError
 from states.status import summary
 
 Unit = tuple[str, sweep.Deadline | None, tuple[str, str] | None]
@@ -77,6 +82,42 @@ def _parallel_chunks(db: Engine) -> bool:
     return db.dialect.name == "postgresql"
 
 
+class _PoolFailure(CampaignError):
+    def __init__(self, deadline: str, failures: list[str]) -> None:
+        super().__init__(
+            f"{len(failures)} chunk group(s) of deadline {deadline!r} did not complete ({'; '.join(failures)}); "
+            "the deadline is not recorded as fired: re-run the sweep (done chunks are skipped)"
+        )
+
+
+def _plan_on_pool(db: Engine, pool: str, plan: sweep.SweepPlan, group_size: int, run_id: str | None) -> dict[str, int]:
+    """Check the pool can take the chunks, then record them in groups: each deadline's number of groups."""
+    if not _parallel_chunks(db):
+        raise BadInput(
+            f"CAMPAIGN_CHUNK_POOL={pool} needs PostgreSQL: the pool's workers, on other hosts, share the database"
+        )
+    if not plan.due:
+        return {}
+    chunks.check_pool(pool)
+    with runtime.write(db, plan.at, anchor=False) as session:
+        return planned.record(session, plan, group_size, run_id)
+
+
+def _fire_on_pool(
+    db: Engine, pool: str, plan: sweep.SweepPlan, deadline: sweep.Deadline, count: int,
+    on_end: Callable[[int], None],
+) -> list[str]:
+    """Run the deadline's planned groups on the pool and wait for all; returns what failed (nothing when every
+    chunk of the deadline is recorded done)."""
+    runs = chunks.start_groups(plan.key, plan.sweep_id, deadline.name, count)
+    failures = chunks.wait_for_groups(pool, runs, on_end)
+    if failures:
+        return failures
+    with runtime.read(db) as session:
+        missing = planned.undone(session, plan, deadline)
+    return [f"chunks not recorded done: {', '.join(f'{lo}..{hi}' for lo, hi in missing)}"] if missing else []
+
+
 def run_sweep(campaign: str, at: str | dt.datetime | None, actor: str) -> dict[str, Any] | State:
     """The body shared by `phase-deadline` and `reminders`: plan, run the units in order, publish the artifacts."""
     logger = get_run_logger()
@@ -90,6 +131,12 @@ def run_sweep(campaign: str, at: str | dt.datetime | None, actor: str) -> dict[s
     with one_run_per_campaign(campaign, run_id):
         plan = plan_sweep(campaign, when, found.chunk_branches)
         units = list(sweep.run_units(plan))
+        pool = found.chunk_pool
+        if pool:
+            try:
+                group_counts = _plan_on_pool(db, pool, plan, found.chunk_group, run_id)
+            except CampaignError as exc:
+                return Failed(message=runtime.one_line(exc))
         fired = ", ".join(d.name for d in plan.due) or "nothing"
         logger.info(
             "sweep of %s at %s: fires %s; %d chunks, %d units", campaign, when.isoformat(), fired, len(plan.chunks),
@@ -100,6 +147,19 @@ def run_sweep(campaign: str, at: str | dt.datetime | None, actor: str) -> dict[s
         )
         done = 0
         for group in _groups(units, _parallel_chunks(db)):
+            if pool and group[0][0] == "fire":
+                deadline = group[0][1]
+                assert deadline is not None
+
+                def advance(number: int) -> None:
+                    nonlocal done
+                    done += len(planned.groups(plan.chunks, found.chunk_group)[number])
+                    update_progress_artifact(progress, 100.0 * done / len(units))
+
+                failures = _fire_on_pool(db, pool, plan, deadline, group_counts[deadline.name], advance)
+                if failures:
+                    return Failed(message=runtime.one_line(_PoolFailure(deadline.name, failures)))
+                continue
             if len(group) == 1:
                 run_unit(plan, group[0], unit_label(group[0]), actor, run_id)
                 done += 1
@@ -140,3 +200,31 @@ def phase_deadline(campaign: str, at: str | None = None) -> dict[str, Any] | Sta
     # No `actor` parameter: a flow parameter is a stranger's word, so a sweep is logged as the system's own act
     # (with its flow run id), never in a name someone typed into a form.
     return run_sweep(campaign, at or None, "system")
+
+
+@flow(
+    name="sweep-chunks",
+    description="Fire one planned group of a deadline's chunks: started by a sweep on its work pool (CAMPAIGN_CHUNK_POOL).",
+)
+def sweep_chunks(campaign: str, sweep_id: str, deadline: str, group: int) -> dict[str, Any] | State:
+    """Fire the chunks a sweep planned as this group, each in its own transaction, at the sweep's time T.
+
+    Args:
+        campaign: the campaign's key, e.g. sfao-2024
+        sweep_id: the planning sweep's id
+        deadline: the deadline being fired, e.g. study
+        group: the group's number in that sweep's plan of the deadline (from 0)
+    """
+    # Parameters only name a group; its chunks and T are read from what the sweep recorded (states.planned), so a
+    # stranger can neither invent a chunk nor date one. The moves are the system's, with this run's id.
+    try:
+        db = runtime.engine()
+        with runtime.read(db) as session:
+            plan = planned.group(session, campaign, sweep_id, deadline, group)
+    except CampaignError as exc:
+        return Failed(message=runtime.one_line(exc))
+    run_id = runtime.flow_run_id()
+    for chunk in plan.chunks:
+        unit: Unit = ("fire", plan.due[0], chunk)
+        run_unit(plan, unit, unit_label(unit), "system", run_id)
+    return {"campaign": campaign, "deadline": deadline, "group": group, "chunks": [f"{lo}..{hi}" for lo, hi in plan.chunks]}

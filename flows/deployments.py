@@ -11,7 +11,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFECT_YAML = ROOT / "prefect.yaml"
-NAMES = ("phase-deadline", "reminders", "retry-stuck", "approval", "dispatch-notifications")
+NAMES = ("phase-deadline", "reminders", "retry-stuck", "approval", "dispatch-notifications", "sweep-chunks")
 PER_CAMPAIGN_SCHEDULE = "reminders"  # its yaml schedule is the template of one schedule per loaded campaign
 
 

@@ -254,6 +254,23 @@ class DoneChunk(Base):
     advanced: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class PlannedChunk(Base):
+    """A chunk of a deadline's firing that a sweep handed to a work pool, in a numbered group (one flow run each).
+
+    Written by the planning sweep before it starts the groups: a chunk flow on another host takes its chunks and
+    the sweep's time from here, never from its parameters, and refuses a group no sweep planned."""
+
+    __tablename__ = "planned_chunk"
+    sweep_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    deadline: Mapped[str] = mapped_column(String(32), primary_key=True)
+    lo: Mapped[str] = mapped_column(Id, primary_key=True)
+    hi: Mapped[str] = mapped_column(Id)
+    campaign_key: Mapped[str] = mapped_column(ForeignKey("campaign.key"))
+    grp: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime]  # the sweep's time T
+    flow_run_id: Mapped[str | None] = mapped_column(String(64))  # the planning sweep's run
+
+
 class TransitionLog(Base):
     """Append-only: every change and every operator action. No code path updates or deletes a row."""
 

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     """`CAMPAIGN_SIMULATION=1`: times later than now are accepted (the demo, the tests); otherwise refused."""
     chunk_branches: int = 200
     """Branches per sweep chunk: one transaction (and one Prefect task) per chunk."""
+    chunk_pool: str | None = None
+    """`CAMPAIGN_CHUNK_POOL=<work pool>` (PostgreSQL only): a deadline's chunks run as `sweep-chunks` flow runs on
+    that process work pool, shared by its workers on every host; unset, they run in the sweep's own process."""
+    chunk_group: int = 10
+    """Chunks per `sweep-chunks` flow run on the pool (each run is a process of its own on a worker)."""
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from readers import read_table
 from states import audit, sample
 from states.clock import parse_instant
-from states.models import MemberProgress
+from states.models import BranchProgress, DoneChunk, FiredDeadline, MemberProgress, Notice, TransitionLog
 from states.plan import load_plan, read_plan
 from states.records import import_records
 from states.roster import import_roster
@@ -79,3 +79,27 @@ def campaign_slots_in_use(key: str = KEY) -> int:
 
     with get_client(sync_client=True) as client:
         return client.read_global_concurrency_limit_by_name(f"campaign-{key}").active_slots
+
+
+def snapshot(db: Engine) -> dict[str, Any]:
+    """Everything a sweep decides, without the ids and instants that differ between two databases."""
+    with Session(db) as session:
+        return {
+            "members": member_states(db),
+            "branches": dict(session.execute(select(BranchProgress.branch_id, BranchProgress.state)).all()),
+            "fired": sorted(session.scalars(select(FiredDeadline.name))),
+            "chunks": sorted(session.execute(select(DoneChunk.deadline, DoneChunk.lo, DoneChunk.hi)).all()),
+            "notices": sorted(session.scalars(select(Notice.key))),
+            "moves": sorted(
+                session.execute(
+                    select(
+                        TransitionLog.member_id, TransitionLog.branch_id, TransitionLog.from_state,
+                        TransitionLog.to_state, func.count(),
+                    ).group_by(
+                        TransitionLog.member_id, TransitionLog.branch_id, TransitionLog.from_state,
+                        TransitionLog.to_state,
+                    )
+                ).all(),
+                key=repr,
+            ),
+        }

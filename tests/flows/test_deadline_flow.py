@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from flows.deadline import phase_deadline
 from states import audit, sweep
-from states.models import BranchProgress, DoneChunk, FiredDeadline, Notice, TransitionLog
-from tests.flows.helpers import KEY, campaign_slots_in_use, load_sample, member_states, use_database
+from states.models import DoneChunk, FiredDeadline, TransitionLog
+from tests.flows.helpers import KEY, campaign_slots_in_use, load_sample, member_states, snapshot, use_database
 from tests.reliability.synth import run_cli
 
 pytestmark = pytest.mark.prefect
@@ -126,30 +126,6 @@ def test_outside_simulation_a_flow_refuses_a_time_ahead_of_the_clock(
     assert state.is_failed()
     assert state.message.startswith("campaign: time ") and "CAMPAIGN_SIMULATION" in state.message
     assert snapshot(campaign_db) == before
-
-
-def snapshot(db: Engine) -> dict[str, Any]:
-    """Everything a sweep decides, without the ids and instants that differ between two databases."""
-    with Session(db) as session:
-        return {
-            "members": member_states(db),
-            "branches": dict(session.execute(select(BranchProgress.branch_id, BranchProgress.state)).all()),
-            "fired": sorted(session.scalars(select(FiredDeadline.name))),
-            "chunks": sorted(session.execute(select(DoneChunk.deadline, DoneChunk.lo, DoneChunk.hi)).all()),
-            "notices": sorted(session.scalars(select(Notice.key))),
-            "moves": sorted(
-                session.execute(
-                    select(
-                        TransitionLog.member_id, TransitionLog.branch_id, TransitionLog.from_state,
-                        TransitionLog.to_state, func.count(),
-                    ).group_by(
-                        TransitionLog.member_id, TransitionLog.branch_id, TransitionLog.from_state,
-                        TransitionLog.to_state,
-                    )
-                ).all(),
-                key=repr,
-            ),
-        }
 
 
 def test_rerunning_a_crashed_deadline_run_ends_as_a_clean_run_would(
