@@ -25,6 +25,7 @@ from flows.runtime import write
 from states import planned, sweep
 from states.models import DoneChunk, Person, TransitionLog
 from tests.flows.helpers import KEY, at, campaign_slots_in_use, load_sample, snapshot, use_database
+from tests.reliability.synth import run_cli
 
 pytestmark = pytest.mark.prefect
 
@@ -249,6 +250,9 @@ def test_two_workers_share_a_sweep_s_chunk_groups_and_end_as_one_process_would(
                 first = runs[0].parameters
                 assert sweep_chunks(**first, return_state=True).is_completed()
                 assert snapshot(db) == expected
+                # and the audit chain holds: the chunk runs sealed on the sweep's lanes, merged at its finish
+                checked = run_cli(["audit", KEY, "--verify"])
+                assert checked.code == 0 and "pending" not in checked.err, checked.err
             db.dispose()
 
 
