@@ -23,7 +23,10 @@ from states.stuck import stuck_list
 @cli.command()
 @click.argument("campaign")
 @click.option("--branch", default=None, help="one branch and its members")
-@click.option("--condition", default=None, help="only those on whom this condition is unmet (e.g. study_hours)")
+@click.option(
+    "--condition", default=None,
+    help="only those on whom this condition is unmet, named as the list shows it or by id (e.g. 学时 or study_hours)",
+)
 @at_option
 @click.option("--json", "form", flag_value="json", help="print JSON: one entry per stuck member or branch")
 @click.option("--csv", "form", flag_value="csv", help="CSV (UTF-8 with BOM, opens in Excel and WPS)")
@@ -39,10 +42,11 @@ def stuck(
     tz, lang = app.timezone(campaign), app.locale
     if form == "xlsx" and out is None and sys.stdout.isatty():
         raise BadInput(human.say(lang, "--xlsx 需要 --out 文件名", "--xlsx needs --out FILE (a workbook is not for a terminal)"))
+    wanted = human.condition_ids(condition, lang) if condition is not None else None
     with app.read() as session:
-        entries = stuck_list(
-            session, campaign, at, branch=branch, condition=condition, branches_per_chunk=app.settings.chunk_branches
-        )
+        entries = stuck_list(session, campaign, at, branch=branch, branches_per_chunk=app.settings.chunk_branches)
+    if wanted is not None:
+        entries = [e for e in entries if any(u["condition"] in wanted for u in e["unmet"])]
     if form == "json":
         data = [{k: e[k] for k in ("member_id", "branch_id", "state", "since", "unmet")} for e in entries]
         write_out(out, json.dumps(data, ensure_ascii=False) + "\n")

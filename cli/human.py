@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from states import labels
+from states.errors import BadInput
 from states.labels import Figure, Locale
 
 
@@ -42,6 +43,22 @@ def condition(name: str, lang: Locale) -> str:
         return labels.condition_label(name, lang)
     except KeyError:
         return name
+
+
+def condition_ids(words: str, lang: Locale) -> tuple[str, ...]:
+    """The conditions a person names as they read them ("学时", "study hours") or by id ("study_hours"); a word
+    two conditions share names both. Unknown words are refused with every condition's words and id."""
+    from states.stuck import known_conditions
+
+    wanted = words.strip().casefold()
+    found = tuple(
+        name for name in known_conditions()
+        if wanted in {name, *(condition(name, other).casefold() for other in labels.LOCALES)}
+    )
+    if not found:
+        known = say(lang, "、", ", ").join(f"{condition(n, lang)} ({n})" for n in known_conditions())
+        raise BadInput(say(lang, f"没有条件叫“{words}”；可用：{known}", f"no condition is called {words!r}; one of: {known}"))
+    return found
 
 
 def unmet(item: Mapping[str, Any], lang: Locale) -> str:
@@ -257,8 +274,8 @@ def stuck(entries: list[Mapping[str, Any]], key: str, at: dt.datetime, timezone:
         if entry["branch_id"] != current:
             current = entry["branch_id"]
             lines.append("")
-            lines.append(say(lang, f"党支部 {current}", f"branch {current}")
-                         + (f" {entry['name']}" if entry["member_id"] is None and entry.get("name") else ""))
+            named = f" {entry['branch_name']}" if entry.get("branch_name") else ""
+            lines.append(say(lang, f"党支部 {current}{named}", f"branch {current}{named}"))
         since = when(entry["since"], timezone, lang)
         gaps = unmet_list(entry["unmet"], lang) or say(lang, "条件已满足，待重新检查（campaign retry）",
                                                      "conditions now hold: retry to move on (campaign retry)")

@@ -139,14 +139,14 @@ def _stuck_members(session: Session, ctx: EvalContext, passed: list[str], lo: st
 
 
 def _name_branches(session: Session, found: list[dict[str, Any]]) -> None:
-    """A branch entry carries the branch's name (members carry their own): one lookup for the whole list."""
-    wanted = sorted({e["branch_id"] for e in found if e["member_id"] is None})
-    if not wanted:
-        return
+    """Every entry carries its branch's name (`branch_name`: a list read branch by branch names each), a branch
+    entry as its `name` too (members carry their own): one lookup for the whole list."""
+    wanted = sorted({e["branch_id"] for e in found})
     by_id: dict[str, str] = {}
     for start in range(0, len(wanted), 500):
         part = wanted[start : start + 500]
         by_id.update((b, n) for b, n in session.execute(select(Branch.branch_id, Branch.name).where(Branch.branch_id.in_(part))))
     for entry in found:
+        entry["branch_name"] = by_id.get(entry["branch_id"])
         if entry["member_id"] is None:
-            entry["name"] = by_id.get(entry["branch_id"])
+            entry["name"] = entry["branch_name"]

@@ -132,10 +132,14 @@ def test_stuck_is_the_secretarys_list(office: Cli) -> None:
     assert b08 == [e for e in listed if e["branch_id"] == "B08"] and len(b08) == 15
     hours = json.loads(ok(office, "stuck", KEY, "--condition", "study_hours", "--at", T, "--json"))
     assert hours == [e for e in listed if any(u["condition"] == "study_hours" for u in e["unmet"])] and hours
+    # The condition as the list names it, in either language, picks the same people.
+    assert json.loads(ok(office, "stuck", KEY, "--condition", "学时", "--at", T, "--json")) == hours
+    assert json.loads(ok(office, "stuck", KEY, "--condition", "Study Hours", "--at", T, "--json")) == hours
 
     text = ok(office, "stuck", KEY, "--at", T)
     assert "滞留：25 名党员，1 个党支部" in text and "党支部 B08 友协第一党支部" in text
     assert "M054 张敏建：教育学习，自 2024年3月25日 00:00 起 — 学时 46/50" in text
+    assert "\n党支部 B03 欧美处党支部\n" in text  # a branch whose members alone are stuck is named too
     assert "所在党支部：尚处于教育学习，未转入分析评议" in text and not MACHINE_WORDS.search(text)
 
     out = office.tmp / "stuck.csv"
@@ -159,6 +163,7 @@ def test_stuck_is_the_secretarys_list(office: Cli) -> None:
 
     unknown = office("stuck", KEY, "--condition", "hours")
     assert unknown.code == 2 and "study_hours" in unknown.err and unknown.err.count("\n") == 1
+    assert "没有条件叫“hours”" in unknown.err and "学时 (study_hours)" in unknown.err
 
 
 def test_stuck_cells_cannot_run_as_formulas(tmp_path: Path) -> None:

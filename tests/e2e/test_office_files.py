@@ -164,3 +164,101 @@ def test_a_plan_dry_run_loads_nothing_and_sheet_picks_the_sheet(cli: Cli) -> Non
     chosen = cli("record", "import", "book.xlsx", "--sheet", "记录", *ACTOR)
     assert chosen.code == 0, chosen.err
     assert _count(cli, "evidence") == 1
+
+
+# -- issue 15's "done when": a newcomer's own campaign, from the office's files to a report of a past day ---------
+
+OWN_PLAN = """\
+key: da-2024
+title: 市档案局保持共产党员先进性教育活动
+timezone: Asia/Shanghai
+phases:
+  - {name: study,         start: 2024-03-04, end: 2024-03-31}
+  - {name: analysis,      start: 2024-04-01, end: 2024-04-30}
+  - {name: rectification, start: 2024-05-01, end: 2024-05-31}
+  - {name: consolidation, start: 2024-06-01, end: 2024-06-15}
+  - {name: pledge,        start: 2024-06-16, end: 2024-06-30}
+thresholds: {study_hours: 10, concentrated_days: 3, publicity_days: 5, excellent_max_fraction: "1/3"}
+"""
+OWN_PEOPLE = [  # id, name, branch, branch name, role (as the office writes it, in Chinese)
+    ("A01", "周国强", "B1", "综合科党支部", "党组书记"), ("A02", "陈立新", "B1", "综合科党支部", "机关党委书记"),
+    ("A03", "吴晓梅", "B1", "综合科党支部", "办公室主任"), ("A04", "郑海燕", "B1", "综合科党支部", "党支部书记"),
+    ("A05", "孙伟", "B1", "综合科党支部", "党员"), ("A06", "赵丽", "B2", "业务科党支部", "党支部书记"),
+    ("A07", "钱明", "B2", "业务科党支部", "党员"), ("A08", "李强", "B2", "业务科党支部", "党员"),
+]
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def _own_files(cli: Cli) -> None:
+    """The office's roster as its own workbook (a title row, Chinese headers and roles) and its evidence as WPS saves
+    a CSV: GBK, CRLF, Chinese headers and kinds, slashed dates, a remark column. 李强 (A08) is 4 hours short and 孙伟
+    (A05) failed the check; everything else the study phase asks is there."""
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "花名册"
+    sheet.append(["市档案局党员花名册"])
+    sheet.append(columns.headers(columns.ROSTER, english=False))
+    for member_id, name, branch, branch_name, role in OWN_PEOPLE:
+        sheet.append([member_id, name, branch, branch_name, "市档案局", role, f"{member_id.lower()}@da.example.cn", None])
+    book.save(cli.tmp / "花名册.xlsx")
+    rows = ["人员编号,支部编号,类别,日期,数值,备注"]
+    for member_id, _, branch, _, _ in OWN_PEOPLE:
+        rows.append(f"{member_id},{branch},自学学时,2024/3/5,{2 if member_id == 'A08' else 6},")
+        rows += [f"{member_id},{branch},集中学习学时,2024/3/{d},{4 if d == 12 else 0}," for d in (12, 13, 14)]
+        rows.append(f"{member_id},{branch},学习培训成果检查,2024/3/28,{'未通过' if member_id == 'A05' else '通过'},")
+    for branch in ("B1", "B2"):
+        rows.append(f",{branch},动员大会,2024/3/4,,")
+        rows += [f",{branch},集中学习培训,2024/3/{d},," for d in (12, 13, 14)]
+        rows.append(f",{branch},保持先进性大讨论,2024/3/20,,补录")
+    (cli.tmp / "学习记录.csv").write_bytes(("\r\n".join(rows) + "\r\n").encode("gbk"))
+    (cli.tmp / "plan.yaml").write_text(OWN_PLAN, encoding="utf-8")
+
+
+def test_a_newcomers_own_campaign_reads_chinese_finds_the_stuck_and_reports_a_past_day(cli: Cli) -> None:
+    from tests.e2e.test_office_cli import MACHINE_WORDS
+    from tests.e2e.test_report_cli import CAVEATS, _pages
+
+    _own_files(cli)
+    told: list[str] = []
+
+    def said(*args: str) -> str:
+        done = cli(*args)
+        assert done.code == 0, (args, done.err)
+        told.append(done.out)
+        return done.out
+
+    said("roster", "import", "花名册.xlsx", "--actor", "A02", "--at", "2024-03-01T09:00")
+    assert cli("plan", "load", "plan.yaml", "--actor", "A02", "--at", "2024-03-01T09:00").out == "da-2024\n"
+    imported = said("record", "import", "学习记录.csv", "--actor", "A02", "--at", "2024-03-30T09:00")
+    assert "学习记录.csv：新增 50 条记录" in imported and "已忽略的列: 备注" in imported
+    fired = said("sweep", "da-2024", "--at", "2024-04-01T00:00:01")  # the start, then the study deadline
+    assert "触发：活动开始、教育学习阶段截止" in fired and "滞留：2 名党员，0 个党支部" in fired
+    stuck = said("stuck", "da-2024", "--at", "2024-04-01T09:00")
+    assert stuck.splitlines() == [
+        "da-2024 截至 2024年4月1日 09:00 滞留：2 名党员，0 个党支部",
+        "",
+        "党支部 B1 综合科党支部",
+        "  A05 孙伟：教育学习，自 2024年3月4日 00:00 起 — 学习培训成果检查：未通过（要求：通过）",
+        "",
+        "党支部 B2 业务科党支部",
+        "  A08 李强：教育学习，自 2024年3月4日 00:00 起 — 学时 6/10",
+    ]
+    said("report", "da-2024", "--out", "then", "--at", "2024-04-01T09:00")
+    # The campaign moves on: 李强 makes up his hours and his secretary has him re-checked.
+    (cli.tmp / "补录.csv").write_bytes("人员编号,支部编号,类别,日期,数值\r\nA08,B2,自学学时,2024/4/3,4\r\n".encode("gbk"))
+    said("record", "import", "补录.csv", "--actor", "A06", "--at", "2024-04-03T10:00")
+    assert "A08：教育学习 → 分析评议" in said(
+        "retry", "da-2024", "--member", "A08", "--actor", "A06", "--reason", "学时已补齐", "--at", "2024-04-03T11:00"
+    )
+    said("report", "da-2024", "--out", "later", "--at", "2024-04-01T09:00")
+    then, later = _pages(cli.tmp / "then"), _pages(cli.tmp / "later")
+    assert then.keys() == later.keys() == {"index.html", "branch-B1.html", "branch-B2.html"}
+    for name, html in later.items():
+        assert CAVEATS.sub("", html) == then[name], name
+    # As of that day 李强 was stuck in study (today he is in analysis): the past report says so.
+    page = re.sub(r"<[^>]+>", " ", then["branch-B2.html"])
+    assert re.search(r"A08\s+李强\s+党员\s+教育学习\s+滞留\s+2024年3月4日 00:00\s+学时 6/10", page)
+    # Every line people read is in Chinese, with none of the machine's words.
+    for out in told:
+        for line in filter(None, out.splitlines()):
+            assert CJK.search(line) and not MACHINE_WORDS.search(line), line
