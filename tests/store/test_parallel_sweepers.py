@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, distinct, func, select, text
 from sqlalchemy.orm import Session
 
 from bench.parallel import prepare_claims
@@ -18,11 +18,12 @@ from bench.run import AT_LOAD, AT_START, AT_STUDY, KEY, SECRETARY, _at, generate
 from readers import read_table
 from states import audit
 from states.db import ensure_schema, make_engine
-from states.models import DoneChunk, MemberProgress, Notice, TransitionLog
+from states.engine import Cause
+from states.models import AuditLaneMerge, AuditSeal, DoneChunk, MemberProgress, Notice, TransitionLog
 from states.plan import load_plan, read_plan
 from states.records import import_records
 from states.roster import import_roster
-from states.sweep import plan_sweep, run_unit, sweep
+from states.sweep import plan_sweep, run_unit, run_units, sweep
 from tests.fixtures import SEAL_KEY, _postgres_database
 
 pytestmark = pytest.mark.postgres
@@ -72,8 +73,6 @@ def _workers(url: str, mode: str, count: int) -> list[list[str]]:
 
 def _finish(engine: Engine) -> None:
     """The rest of the sweep, in one process: the deadline recorded as fired, the stuck pass, the time notices."""
-    from states.engine import Cause
-
     with Session(engine, expire_on_commit=False) as session:
         with session.begin():
             plan = plan_sweep(session, KEY, _at(AT_STUDY), PER_CHUNK)
@@ -133,6 +132,44 @@ def test_workers_claiming_chunks_with_skip_locked(campaign: tuple[Engine, str]) 
     assert sum(1 for mine in done if mine) >= 2  # the work was shared
     _finish(engine)
     _check(engine, chunks)
+
+
+def test_chunk_transactions_seal_without_waiting_on_each_other(campaign: tuple[Engine, str]) -> None:
+    """Two chunks of one deadline, each in its own open transaction: both fire and seal before either commits. With
+    one lock for every seal the second would wait for the first's commit; a short lock_timeout makes that a failure
+    here, not a hang. Then the rest of the sweep; the end state is a single sweep's, and the chain verifies with
+    every lane merged."""
+    engine, _url = campaign
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        plan = plan_sweep(session, KEY, _at(AT_STUDY), PER_CHUNK)
+    cause = Cause(cause="sweep", actor="system", sweep_id=plan.sweep_id)
+    first, second, *rest = [unit for unit in run_units(plan) if unit[0] == "fire"]
+    open_ = [Session(engine), Session(engine)]
+    try:
+        for session, unit in zip(open_, (first, second), strict=True):
+            session.begin()
+            session.execute(text("SET LOCAL lock_timeout = '3s'"))
+            run_unit(session, plan, unit, cause)
+            audit.seal(session, _at(AT_STUDY), SEAL_KEY)
+        for session in open_:
+            session.commit()
+    finally:
+        for session in open_:
+            session.close()
+    with Session(engine) as session:
+        lanes = session.scalars(select(AuditSeal.lane).where(AuditSeal.lane.like(f"%/{plan.sweep_id}/%"))).all()
+    assert len(lanes) == len(set(lanes)) == 2  # each chunk on a lane of its own
+    with Session(engine) as session:
+        for unit in [*rest, *[u for u in run_units(plan) if u[0] != "fire"]]:
+            with session.begin():
+                run_unit(session, plan, unit, cause)
+                audit.seal(session, _at(AT_STUDY), SEAL_KEY)
+    _check(engine, len(plan.chunks))
+    with Session(engine) as session:
+        verdict = audit.verify(session, SEAL_KEY)
+        merged = session.scalar(select(func.count()).select_from(AuditLaneMerge))
+        lanes_now = session.scalar(select(func.count(distinct(AuditSeal.lane))))
+    assert verdict.broken is None and verdict.pending == () and merged == lanes_now and merged >= len(plan.chunks)
 
 
 def test_workers_racing_over_every_chunk(campaign: tuple[Engine, str]) -> None:
