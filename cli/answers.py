@@ -15,6 +15,7 @@ import click
 from cli import human
 from cli.app import App, at_option, cli, emit, json_option, pass_app
 from reports.cells import csv_row, neutralise
+from reports.history import changed_after
 from states.errors import BadInput
 from states.status import campaign_list
 from states.stuck import stuck_list
@@ -37,7 +38,10 @@ def stuck(
     app: App, campaign: str, branch: str | None, condition: str | None, at_text: str | None, form: str | None,
     out: Path | None,
 ) -> None:
-    """Who is stuck, since when, on which unmet conditions, with figures — branch by branch."""
+    """Who is stuck, since when, on which unmet conditions, with figures — branch by branch.
+
+    At a past --at the list takes everyone's present state with the records up to then (and says so when anything
+    changed since); `campaign report --at` shows how things stood then."""
     at = app.at(at_text, campaign)
     tz, lang = app.timezone(campaign), app.locale
     if form == "xlsx" and out is None and sys.stdout.isatty():
@@ -45,6 +49,8 @@ def stuck(
     wanted = human.condition_ids(condition, lang) if condition is not None else None
     with app.read() as session:
         entries = stuck_list(session, campaign, at, branch=branch, branches_per_chunk=app.settings.chunk_branches)
+        # The list takes today's states: at a past T, say so when anything was decided since (the report replays).
+        since_changed = form is None and at_text is not None and changed_after(session, campaign, at)
     if wanted is not None:
         entries = [e for e in entries if any(u["condition"] in wanted for u in e["unmet"])]
     if form == "json":
@@ -56,7 +62,7 @@ def stuck(
     elif form == "xlsx":
         write_out(out, _xlsx(campaign, human.stuck_header(lang), human.stuck_rows(entries, tz, lang)))
     else:
-        write_out(out, human.stuck(entries, campaign, at, tz, lang) + "\n")
+        write_out(out, human.stuck(entries, campaign, at, tz, lang, since_changed=since_changed) + "\n")
 
 
 @cli.command()

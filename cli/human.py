@@ -263,12 +263,22 @@ def audit_line(entry: Mapping[str, Any], timezone: str, lang: Locale) -> str:
 # -- who is stuck ----------------------------------------------------------------------------------------------
 
 
-def stuck(entries: list[Mapping[str, Any]], key: str, at: dt.datetime, timezone: str, lang: Locale) -> str:
-    """The secretary's to-do list: branch by branch, the branch's own gaps first, then each member's."""
+def stuck(
+    entries: list[Mapping[str, Any]], key: str, at: dt.datetime, timezone: str, lang: Locale, *, since_changed: bool = False
+) -> str:
+    """The secretary's to-do list: branch by branch, the branch's own gaps first, then each member's. At a past T
+    after which things changed (`since_changed`), a note says whose states the list takes and where the past is."""
     n_members = sum(1 for e in entries if e["member_id"] is not None)
     n_branches = len(entries) - n_members
     lines = [say(lang, f"{key} 截至 {when(at, timezone, lang)} 滞留：", f"{key}, stuck at {when(at, timezone, lang)}: ")
              + say(lang, "，", ", ").join([members(n_members, lang), branches(n_branches, lang)])]
+    if since_changed:
+        lines.append(say(
+            lang,
+            "（注意：此后已有变动。本清单按各人现在所处的阶段和截至当时的记录列出；当时的完整情况见 campaign report --at）",
+            "(Note: things have changed since. This list takes everyone's present state with the records up to then; "
+            "campaign report --at shows how things stood then.)",
+        ))
     current: str | None = None
     for entry in entries:
         if entry["branch_id"] != current:

@@ -251,6 +251,10 @@ def test_a_newcomers_own_campaign_reads_chinese_finds_the_stuck_and_reports_a_pa
         "retry", "da-2024", "--member", "A08", "--actor", "A06", "--reason", "学时已补齐", "--at", "2024-04-03T11:00"
     )
     said("report", "da-2024", "--out", "later", "--at", "2024-04-01T09:00")
+    # The list takes today's states (李强 has moved on) and says so; the report is where the past stands.
+    since = said("stuck", "da-2024", "--at", "2024-04-01T09:00").splitlines()
+    assert since[1].startswith("（注意：此后已有变动。") and "campaign report --at" in since[1]
+    assert [line for line in since if line.startswith("  ")] == [stuck.splitlines()[3]]
     then, later = _pages(cli.tmp / "then"), _pages(cli.tmp / "later")
     assert then.keys() == later.keys() == {"index.html", "branch-B1.html", "branch-B2.html"}
     for name, html in later.items():
