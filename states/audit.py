@@ -214,13 +214,13 @@ def head(session: Session) -> Head | None:
 
 def lane_id(campaign: str, sweep_id: str, chunk: str) -> str:
     """A sweep chunk's lane: the campaign, the sweep and the chunk's first branch, each percent-encoded, joined by
-    '/'. Everything a chunk's process needs is in the sweep's plan; the campaign reads back exactly (`_campaign_of`),
-    so the campaign's next sweep can merge what a stopped one left."""
+    '/'. Everything a chunk's process needs is in the sweep's plan; a campaign's lanes share a prefix no other
+    campaign's has (`_campaign_prefix`), so the campaign's next sweep can merge what a stopped one left."""
     return "/".join(quote(part, safe="") for part in (campaign, sweep_id, chunk))
 
 
-def _prefix(*parts: str) -> str:
-    return "".join(quote(part, safe="") + "/" for part in parts)
+def _campaign_prefix(campaign: str) -> str:
+    return quote(campaign, safe="") + "/"
 
 
 def _sweep_of(lane: str) -> str:
@@ -294,22 +294,29 @@ def merge_digest(
     return mac.hexdigest()
 
 
+def _unmerged(session: Session, campaign: str) -> list[str]:
+    """The campaign's lanes no merge has taken, in order."""
+    prefix = _campaign_prefix(campaign)
+    found = session.scalars(
+        select(AuditSeal.lane).distinct()
+        .where(AuditSeal.lane.is_not(None), func.substr(AuditSeal.lane, 1, len(prefix)) == prefix)
+        .where(AuditSeal.lane.not_in(select(AuditLaneMerge.lane)))
+    )
+    return sorted(lane for lane in found if lane is not None)
+
+
 def merge(session: Session, at: dt.datetime, key: bytes, campaign: str) -> int:
     """Take every lane of the campaign not yet merged into the main chain under one merge seal: the lanes of this
     sweep and of any earlier one that stopped before its end. Each merged sweep's lane sealers are waited for (its
     lock taken alone), and its lanes are closed from then on. Returns the lanes merged."""
     _lock(session, MAIN_LOCK)
-    prefix = _prefix(campaign)
-    unmerged = (
-        select(AuditSeal.lane).distinct()
-        .where(AuditSeal.lane.is_not(None), func.substr(AuditSeal.lane, 1, len(prefix)) == prefix)
-        .where(AuditSeal.lane.not_in(select(AuditLaneMerge.lane)))
-    )
-    lanes = sorted(lane for lane in session.scalars(unmerged) if lane is not None)
-    if not lanes:
+    sweeps = sorted({_sweep_of(lane) for lane in _unmerged(session, campaign)})
+    if not sweeps:
         return 0
-    for sweep in sorted({_sweep_of(lane) for lane in lanes}):
+    for sweep in sweeps:
         _lock(session, SWEEP_LOCK, sweep)
+    # Read again with the sweeps held: a lane whose first seal was in flight is in now, and none can follow.
+    lanes = [lane for lane in _unmerged(session, campaign) if _sweep_of(lane) in sweeps]
     heads: dict[str, tuple[str, int, int]] = {}
     for lane, digest, entries in session.execute(
         select(func.coalesce(AuditSeal.lane, ""), AuditSeal.digest, AuditSeal.entries)

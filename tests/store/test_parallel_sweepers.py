@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -170,6 +171,42 @@ def test_chunk_transactions_seal_without_waiting_on_each_other(campaign: tuple[E
         merged = session.scalar(select(func.count()).select_from(AuditLaneMerge))
         lanes_now = session.scalar(select(func.count(distinct(AuditSeal.lane))))
     assert verdict.broken is None and verdict.pending == () and merged == lanes_now and merged >= len(plan.chunks)
+
+
+def test_a_merge_waits_for_a_lane_seal_in_flight_and_takes_it_in(campaign: tuple[Engine, str]) -> None:
+    """A stopped sweep (one chunk committed) whose second chunk is sealed but not committed when the next sweep's
+    merge starts: the merge waits for that commit and takes both lanes in, so none is left out to be found later as
+    written after its sweep's merge."""
+    engine, _url = campaign
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        plan = plan_sweep(session, KEY, _at(AT_STUDY), PER_CHUNK)
+    cause = Cause(cause="sweep", actor="system", sweep_id=plan.sweep_id)
+    first, second = [u for u in run_units(plan) if u[0] == "fire"][:2]
+    with Session(engine) as session, session.begin():
+        run_unit(session, plan, first, cause)
+        audit.seal(session, _at(AT_STUDY), SEAL_KEY)
+    sealer = Session(engine)
+    sealer.begin()
+    run_unit(sealer, plan, second, cause)
+    audit.seal(sealer, _at(AT_STUDY), SEAL_KEY)
+    merged: list[int] = []
+
+    def merge() -> None:
+        with Session(engine) as session, session.begin():
+            session.execute(text("SET LOCAL lock_timeout = '30s'"))
+            merged.append(audit.merge(session, _at(AT_STUDY), SEAL_KEY, KEY))
+
+    merger = threading.Thread(target=merge)
+    merger.start()
+    merger.join(1.0)
+    waited = merger.is_alive()
+    sealer.commit()
+    sealer.close()
+    merger.join(30)
+    assert waited and merged == [2]
+    with Session(engine) as session:
+        verdict = audit.verify(session, SEAL_KEY)
+    assert verdict.broken is None and verdict.pending == (), verdict
 
 
 def test_workers_racing_over_every_chunk(campaign: tuple[Engine, str]) -> None:
