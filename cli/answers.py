@@ -45,7 +45,7 @@ def stuck(
     at = app.at(at_text, campaign)
     tz, lang = app.timezone(campaign), app.locale
     if form == "xlsx" and out is None and sys.stdout.isatty():
-        raise BadInput(human.say(lang, "--xlsx 需要 --out 文件名", "--xlsx needs --out FILE (a workbook is not for a terminal)"))
+        raise BadInput(zh="--xlsx 需要 --out 文件名（工作簿不能输出到终端）", en="--xlsx needs --out FILE (a workbook is not for a terminal)")
     wanted = human.condition_ids(condition, lang) if condition is not None else None
     with app.read() as session:
         entries = stuck_list(session, campaign, at, branch=branch, branches_per_chunk=app.settings.chunk_branches)

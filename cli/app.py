@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import click
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from cli.human import say
 from states import anchors, audit
 from states.clock import parse_instant
 from states.db import ensure_schema, make_engine
@@ -86,7 +89,7 @@ class App:
             if key is not None:
                 campaign = session.get(Campaign, key)
                 if campaign is None:
-                    raise NotFound(f"unknown campaign {key!r}")
+                    raise NotFound(zh=f"没有活动 {key!r}", en=f"unknown campaign {key!r}")
                 return campaign.timezone
             first = session.scalar(select(Campaign.timezone).order_by(Campaign.loaded_at.desc()).limit(1))
             return first or DEFAULT_TZ
@@ -107,10 +110,8 @@ def operations_ops() -> Any:
     return operations
 
 
-def with_prefect(what: str, action: Callable[[], object]) -> None:
+def with_prefect(lang: Locale, zh: str, en: str, action: Callable[[], object]) -> None:
     """Where a Prefect server is configured (PREFECT_API_URL), tell it too; the database change stands either way."""
-    import os
-
     if not os.environ.get("PREFECT_API_URL"):
         return
     try:
@@ -119,7 +120,9 @@ def with_prefect(what: str, action: Callable[[], object]) -> None:
         use_for_clients()  # the server `make run` starts asks for its login (var/ui-credentials)
         action()
     except Exception as exc:  # noqa: BLE001 - the server is an extra; its failure must not undo the command
-        click.echo(f"campaign: warning: could not {what} in Prefect: {' '.join(str(exc).split())[:200]}", err=True)
+        why = " ".join(str(exc).split())[:200]
+        click.echo(say(lang, f"campaign: 警告：未能在 Prefect 中{zh}：{why}", f"campaign: warning: could not {en} in Prefect: {why}"),
+                   err=True)
 
 
 def schedule_runs(key: str, engine: Engine) -> None:
@@ -159,11 +162,22 @@ def _locale(value: str | None) -> Locale | None:
         raise click.BadParameter(f"{value!r} is not one of zh, en") from None
 
 
+chosen: ContextVar[Locale] = ContextVar("chosen", default=DEFAULT_LOCALE)
+"""The language this run's person chose, as far as the command line has been read: `main` says why a command
+failed in it, after the command's context is gone."""
+
+
+def environment_locale() -> Locale:
+    """CAMPAIGN_LANG as far as it names a language, else the default: what a run speaks before its options are read."""
+    return LANGS.get(os.environ.get("CAMPAIGN_LANG", "").strip().lower().replace("_", "-"), DEFAULT_LOCALE)
+
+
 def _command_lang(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     locale = _locale(value)
     app = ctx.find_object(App)
     if locale is not None and app is not None:
         app.locale = locale
+        chosen.set(locale)
 
 
 def lang_option(command: click.Command) -> None:
@@ -188,7 +202,8 @@ EXIT_CODES = """\b
 Exit status: 0 success; 1 refused by the rules (authority, an unmet precondition, no quorum, a quota);
 2 bad input (an unreadable file, an unknown id, a malformed row); 3 the environment failed (the database
 does not answer, the disk is full). On 1, 2 and 3 one line on stderr says why, and nothing is changed.
-Output for people is in Chinese; --lang en (or CAMPAIGN_LANG=en) for English; --json for programs."""
+Output for people, that line too, is in Chinese; --lang en (or CAMPAIGN_LANG=en) for English; --json for
+programs."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
@@ -196,7 +211,9 @@ Output for people is in Chinese; --lang en (or CAMPAIGN_LANG=en) for English; --
 @click.pass_context
 def cli(ctx: click.Context, lang: str | None) -> None:
     """Campaign orchestration: members and branches through study → analysis → rectification → consolidation → pledge."""
-    ctx.obj = App(load_settings(), _locale(lang) or DEFAULT_LOCALE)
+    locale = _locale(lang) or DEFAULT_LOCALE
+    chosen.set(locale)
+    ctx.obj = App(load_settings(), locale)
 
 
 pass_app = click.make_pass_decorator(App)

@@ -63,7 +63,8 @@ def db_reseal(app: App) -> None:
     with Session(app.engine) as session, session.begin():
         head = audit.reseal(session, dt.datetime.now(dt.UTC), app.audit_key)
     app.anchor()
-    click.echo(f"audit chain keyed: head seal {head.seal_id if head else '-'} {head.digest if head else '-'}")
+    seal, digest = (head.seal_id, head.digest) if head else ("-", "-")
+    click.echo(human.say(app.locale, f"审计链已加密钥封印：最新封印 {seal} {digest}", f"audit chain keyed: head seal {seal} {digest}"))
 
 
 @db.command("harden")
@@ -76,24 +77,31 @@ def db_harden(app: App, role: str | None) -> None:
     engine = app.engine
     dialect = engine.dialect.name
     if role is not None and (dialect != "postgresql" or not ROLE.match(role)):
-        raise BadInput("--role takes a PostgreSQL role name (letters, digits, _), on PostgreSQL only")
+        raise BadInput(zh="--role 只用于 PostgreSQL，取 PostgreSQL 角色名（字母、数字、_）",
+                       en="--role takes a PostgreSQL role name (letters, digits, _), on PostgreSQL only")
     with engine.begin() as connection:
         for statement in audit.append_only_statements(dialect):
             connection.execute(text(statement))
         if dialect != "postgresql":
-            click.echo(f"triggers in place: {', '.join(audit.APPEND_ONLY_TABLES)} refuse UPDATE and DELETE (SQLite "
-                       "has no roles: the file's permissions are the boundary)")
+            click.echo(human.say(
+                app.locale,
+                f"触发器已就位：{'、'.join(audit.APPEND_ONLY_TABLES)} 拒绝 UPDATE 和 DELETE（SQLite 没有角色：以文件权限为界）",
+                f"triggers in place: {', '.join(audit.APPEND_ONLY_TABLES)} refuse UPDATE and DELETE (SQLite has no "
+                "roles: the file's permissions are the boundary)",
+            ))
             return
         if role is not None and connection.scalar(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}) is None:
-            raise BadInput(f"no PostgreSQL role {role!r}")
+            raise BadInput(zh=f"没有 PostgreSQL 角色 {role!r}", en=f"no PostgreSQL role {role!r}")
         grantees = "PUBLIC" + (f', "{role}"' if role else "")
         tables = ", ".join(audit.APPEND_ONLY_TABLES)
         connection.exec_driver_sql(f"REVOKE UPDATE, DELETE, TRUNCATE ON {tables} FROM {grantees}")
         owner = connection.scalar(text("SELECT tableowner FROM pg_tables WHERE tablename = 'transition_log'"))
-    click.echo(f"triggers in place and UPDATE, DELETE, TRUNCATE on {tables} revoked from {grantees}")
+    click.echo(human.say(app.locale, f"触发器已就位，已收回 {grantees} 对 {tables} 的 UPDATE、DELETE、TRUNCATE 权限",
+                         f"triggers in place and UPDATE, DELETE, TRUNCATE on {tables} revoked from {grantees}"))
     if role is not None and owner == role:
-        click.echo(f"campaign: warning: {role} owns the tables and may drop the triggers: run the service as "
-                   "another role", err=True)
+        click.echo(human.say(app.locale, f"campaign: 警告：{role} 是这些表的所有者，可以删除触发器：请以其他角色运行服务",
+                             f"campaign: warning: {role} owns the tables and may drop the triggers: run the service as "
+                             "another role"), err=True)
 
 
 # -- backup and restore ------------------------------------------------------------------------------------------
@@ -103,7 +111,7 @@ def _sqlite_file(url: URL) -> Path | None:
     if url.get_backend_name() != "sqlite":
         return None
     if not url.database or url.database == ":memory:":
-        raise BadInput("an in-memory database has nothing to back up or restore")
+        raise BadInput(zh="内存数据库无可备份或恢复", en="an in-memory database has nothing to back up or restore")
     return Path(url.database)
 
 
@@ -136,7 +144,7 @@ def _sqlite_copy(source: Path, target: Path, *, single_file: bool = True) -> Non
             if single_file:
                 dst.execute("PRAGMA journal_mode=DELETE")
     except sqlite3.Error as exc:
-        raise ToolFailed(f"SQLite backup from {source} failed: {exc}") from None
+        raise ToolFailed(zh=f"从 {source} 做 SQLite 备份失败：{exc}", en=f"SQLite backup from {source} failed: {exc}") from None
 
 
 def _libpq(url: URL) -> tuple[str, dict[str, str]]:
@@ -150,11 +158,12 @@ def _libpq(url: URL) -> tuple[str, dict[str, str]]:
 
 def _run(tool: list[str], env: dict[str, str]) -> None:
     if shutil.which(tool[0]) is None:
-        raise ToolFailed(f"{tool[0]} not found (install the PostgreSQL client tools)")
+        raise ToolFailed(zh=f"找不到 {tool[0]}（请安装 PostgreSQL 客户端工具）", en=f"{tool[0]} not found (install the PostgreSQL client tools)")
     done = subprocess.run(tool, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
-        raise ToolFailed(f"{tool[0]} failed: {lines[0] if lines else f'exit {done.returncode}'}")
+        why = lines[0] if lines else f"exit {done.returncode}"
+        raise ToolFailed(zh=f"{tool[0]} 运行失败：{why}", en=f"{tool[0]} failed: {why}")
 
 
 @db.command("backup")
@@ -165,7 +174,7 @@ def db_backup(app: App, file: Path, force: bool) -> None:
     """A consistent copy of the database, taken while the service runs, into FILE (mode 0600): SQLite's online
     backup API, or `pg_dump -Fc` on PostgreSQL. Written to a temporary name and renamed: FILE is whole or absent."""
     if file.exists() and not force:
-        raise Refused(f"{file} exists: give --force to replace it")
+        raise Refused(zh=f"{file} 已存在：加 --force 才会替换", en=f"{file} exists: give --force to replace it")
     url = app.engine.url
     source = _sqlite_file(url)
     temp = _private_temp(file)
@@ -201,15 +210,16 @@ def db_restore(app: App, file: Path, force: bool) -> None:
     WAL land on the wrong file). PostgreSQL: `pg_restore --clean --single-transaction`. The restored head is
     appended to the anchor file, marked `restore`."""
     if not file.is_file():
-        raise BadInput(f"backup {file} not found")
+        raise BadInput(zh=f"找不到备份 {file}", en=f"backup {file} not found")
     url = app.engine.url
     if _log_entries(app) and not force:
-        raise Refused("the database already holds a log: give --force to replace it with the backup")
+        raise Refused(zh="数据库中已有日志：加 --force 才会用备份替换",
+                      en="the database already holds a log: give --force to replace it with the backup")
     target = _sqlite_file(url)
     if target is not None:
         with open(file, "rb") as head:
             if head.read(16) != b"SQLite format 3\x00":
-                raise BadInput(f"{file} is not a SQLite database backup")
+                raise BadInput(zh=f"{file} 不是 SQLite 数据库备份", en=f"{file} is not a SQLite database backup")
         staged = _private_temp(target)
         try:
             _sqlite_copy(file, staged)
@@ -225,7 +235,8 @@ def db_restore(app: App, file: Path, force: bool) -> None:
     with app.read() as session:
         verdict = audit.verify(session, app.audit_key)
     if verdict.broken:
-        raise Refused(f"restored, but its audit chain is broken at block {verdict.broken}: {verdict.why}")
+        raise Refused(zh=f"已恢复，但审计链在区块 {verdict.broken} 处断裂：{verdict.why}",
+                      en=f"restored, but its audit chain is broken at block {verdict.broken}: {verdict.why}")
     app.anchor(note="restore")
     head = verdict.head
     seal = head.seal_id if head else "-"
@@ -239,9 +250,10 @@ def _check_sqlite_backup(app: App, staged: Path, file: Path) -> None:
             ok = conn.execute("PRAGMA integrity_check").fetchone()[0]
             tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as exc:
-        raise BadInput(f"{file} is not a SQLite database: {exc}") from None
+        raise BadInput(zh=f"{file} 不是 SQLite 数据库：{exc}", en=f"{file} is not a SQLite database: {exc}") from None
     if ok != "ok" or "alembic_version" not in tables:
-        raise BadInput(f"{file} is not a campaign database backup ({'schema missing' if ok == 'ok' else ok})")
+        raise BadInput(zh=f"{file} 不是活动数据库的备份（{'缺少数据库结构' if ok == 'ok' else ok}）",
+                       en=f"{file} is not a campaign database backup ({'schema missing' if ok == 'ok' else ok})")
     engine = make_engine(f"sqlite:///{staged}")
     try:
         ensure_schema(engine)  # a backup from an older version is brought up to this one before it goes live
@@ -250,7 +262,8 @@ def _check_sqlite_backup(app: App, staged: Path, file: Path) -> None:
     finally:
         engine.dispose()
     if verdict.broken:
-        raise Refused(f"{file}: its audit chain is broken at block {verdict.broken} ({verdict.why}); not restored")
+        raise Refused(zh=f"{file}：审计链在区块 {verdict.broken} 处断裂（{verdict.why}），未恢复",
+                      en=f"{file}: its audit chain is broken at block {verdict.broken} ({verdict.why}); not restored")
 
 @db.command("check-facts")
 @click.option("--repair", is_flag=True, help="recompute every campaign's facts from the evidence")
@@ -261,21 +274,23 @@ def db_check_facts(app: App, repair: bool, actor: str | None) -> None:
     with app.read() as session:
         found = facts.differences(session)
     for key, scope, rows in found:
-        click.echo(f"{key}: {rows} {scope} facts rows differ from the evidence", err=True)
+        whose = {"member": "党员", "branch": "党支部"}.get(scope, scope)
+        click.echo(human.say(app.locale, f"{key}：{whose}统计数据有 {rows} 行与原始记录不符",
+                             f"{key}: {rows} {scope} facts rows differ from the evidence"), err=True)
     if not found:
-        click.echo("facts agree with the evidence")
+        click.echo(human.say(app.locale, "统计数据与原始记录一致", "facts agree with the evidence"))
         return
     if not repair:
         sys.exit(1)
     if not actor:
-        raise BadInput("--repair needs --actor (who repairs)")
+        raise BadInput(zh="--repair 须同时给出 --actor（由谁修复）", en="--repair needs --actor (who repairs)")
     at = app.at(None)
     with app.write(at) as session:
-        authority.leader(session, actor, "repair the facts")
+        authority.leader(session, actor, zh="修复统计数据", en="repair the facts")
         facts.repair(session)
         audit.log(
             session, campaign_key="", member_id=None, branch_id=None, from_state=None, to_state=None,
             cause="facts_repair", actor=actor,
             reason="; ".join(f"{key} {scope}: {rows} rows" for key, scope, rows in found), at=at,
         )
-    click.echo("facts recomputed from the evidence")
+    click.echo(human.say(app.locale, "已根据原始记录重新计算统计数据", "facts recomputed from the evidence"))

@@ -145,7 +145,7 @@ def resume(app: App, campaign: str, member: str, actor: str, reason: str, at_tex
 def withdrawal(app: App, campaign: str, member: str, confirm: bool | None, actor: str, reason: str, at_text: str | None) -> None:
     """Confirm a pending withdrawal, or accept a late written application."""
     if confirm is None:
-        raise click.UsageError("name --confirm or --accept-late")
+        raise click.UsageError(human.say(app.locale, "请指明 --confirm 或 --accept-late", "name --confirm or --accept-late"))
     _single(
         lambda s, at: appraisal_ops().withdrawal(s, campaign, member, actor, reason, at, confirm=confirm),
         app, campaign, at_text,
@@ -220,7 +220,7 @@ def object_(app: App, campaign: str, member: str, actor: str, reason: str, at_te
 def resolve(app: App, campaign: str, member: str, upheld: bool | None, actor: str, reason: str, at_text: str | None) -> None:
     """The outcome of an objection."""
     if upheld is None:
-        raise click.UsageError("name --upheld or --dismissed")
+        raise click.UsageError(human.say(app.locale, "请指明 --upheld 或 --dismissed", "name --upheld or --dismissed"))
     _single(lambda s, at: appraisal_ops().resolve(s, campaign, member, upheld, actor, reason, at), app, campaign, at_text,
             (f"{member}：异议成立，重新投票", f"{member}: objection upheld — back to a new ballot") if upheld
             else (f"{member}：异议不成立", f"{member}: objection dismissed"))

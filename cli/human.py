@@ -56,8 +56,9 @@ def condition_ids(words: str, lang: Locale) -> tuple[str, ...]:
         if wanted in {name, *(condition(name, other).casefold() for other in labels.LOCALES)}
     )
     if not found:
-        known = say(lang, "、", ", ").join(f"{condition(n, lang)} ({n})" for n in known_conditions())
-        raise BadInput(say(lang, f"没有条件叫“{words}”；可用：{known}", f"no condition is called {words!r}; one of: {known}"))
+        known = {lg: say(lg, "、", ", ").join(f"{condition(n, lg)} ({n})" for n in known_conditions()) for lg in labels.LOCALES}
+        raise BadInput(zh=f"没有条件叫“{words}”；可用：{known['zh-CN']}",
+                       en=f"no condition is called {words!r}; one of: {known['en']}")
     return found
 
 

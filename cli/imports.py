@@ -23,24 +23,29 @@ from cli.human import say
 from readers import read_table
 from states import columns
 from states.clock import parse_instant
+from states.errors import BadInput
+from states.labels import Locale
 from states.source import Source, ignored, located
 
 sheet_option = click.option("--sheet", metavar="NAME", help="the sheet of an .xlsx workbook (default: its first)")
 dry_run_option = click.option(
     "--dry-run", is_flag=True, help="check the whole file and report what it would change; write nothing"
 )
-DRY_RUN_NOTE = "（演练 --dry-run：以上是导入将做的更改，没有写入任何内容）"
+def dry_run_note(lang: Locale) -> str:
+    return say(lang, "（演练 --dry-run：以上是导入将做的更改，没有写入任何内容）",
+               "(--dry-run: the above is what the import would change; nothing was written)")
 
 
-def read_import(file: Path, sheet: str | None, kind: str) -> Source:
+def read_import(file: Path, sheet: str | None, kind: str, lang: Locale) -> Source:
     """The file as rows, whatever its format; the columns its kind does not use are named (they are ignored)."""
     source = read_table(file, sheet)
     if progress.shown():
-        source = dataclasses.replace(source, data=progress.counted(source.data, f"{file.name}：已读取行数"))
+        label = say(lang, f"{file.name}：已读取行数", f"{file.name}: rows read")
+        source = dataclasses.replace(source, data=progress.counted(source.data, label))
     table = columns.FILES[kind]
     extra = ignored(source, columns.required(table), columns.optional(table))
     if extra:
-        click.echo(f"已忽略的列: {'、'.join(extra)}")
+        click.echo(say(lang, f"已忽略的列: {'、'.join(extra)}", f"ignored columns: {', '.join(extra)}"))
     return source
 
 
@@ -68,13 +73,13 @@ def roster_import(
     """Add or update units, branches and members (never deletes)."""
     from states.roster import import_roster
 
-    source = read_import(file, sheet, "roster")
+    lang = app.locale
+    source = read_import(file, sheet, "roster", lang)
     at = app.at(at_text)
     with app.write(at, dry_run) as session, where(source, "roster"):
         result = import_roster(session, source, actor, at)
-    lang = app.locale
     if result.unchanged:
-        click.echo(say(lang, f"{file}：此前已导入，未作更改（nothing changed）", f"{file}: already imported, nothing changed"))
+        click.echo(say(lang, f"{file}：此前已导入，未作更改", f"{file}: already imported, nothing changed"))
     else:
         click.echo(say(
             lang,
@@ -84,7 +89,7 @@ def roster_import(
             f"{result.joined} joined a running campaign",
         ))
     if dry_run:
-        click.echo(DRY_RUN_NOTE)
+        click.echo(dry_run_note(lang))
 
 
 @cli.group()
@@ -108,9 +113,9 @@ def plan_load(app: App, file: Path, actor: str, at_text: str | None, dry_run: bo
         load_plan(session, parsed, actor, at)
     click.echo(parsed.key)
     if dry_run:
-        click.echo(DRY_RUN_NOTE)
+        click.echo(dry_run_note(app.locale))
         return
-    with_prefect("schedule its deadline runs", lambda: schedule_runs(parsed.key, app.engine))
+    with_prefect(app.locale, "安排其截止时间的运行", "schedule its deadline runs", lambda: schedule_runs(parsed.key, app.engine))
 
 
 @cli.group()
@@ -131,18 +136,18 @@ def record_import(
     """Add evidence (atomic: one bad row rejects the whole file)."""
     from states.records import import_records
 
-    source = read_import(file, sheet, "records")
+    lang = app.locale
+    source = read_import(file, sheet, "records", lang)
     at = app.at(at_text)
     with app.write(at, dry_run) as session, where(source, "records"):
         result = import_records(session, source, actor, at)
-    lang = app.locale
     if result.unchanged:
-        click.echo(say(lang, f"{file}：此前已导入，未作更改（nothing changed）", f"{file}: already imported, nothing changed"))
+        click.echo(say(lang, f"{file}：此前已导入，未作更改", f"{file}: already imported, nothing changed"))
     else:
         click.echo(say(lang, f"{file}：新增 {result.added} 条记录，更正 {result.updated} 条",
                        f"{file}: {result.added} records added, {result.updated} corrected"))
     if dry_run:
-        click.echo(DRY_RUN_NOTE)
+        click.echo(dry_run_note(lang))
 
 
 @cli.group()
@@ -162,13 +167,13 @@ def ballot_import(
     app: App, campaign: str, file: Path, actor: str, at_text: str | None, sheet: str | None, dry_run: bool
 ) -> None:
     """Record one branch member meeting's ballot; without quorum it is refused."""
-    source = read_import(file, sheet, "ballot")
+    lang = app.locale
+    source = read_import(file, sheet, "ballot", lang)
     at = app.at(at_text, campaign)
     with app.write(at, dry_run) as session, where(source, "ballot"):
         result = appraisal_ops().import_ballot(session, campaign, source, actor, at)
-    lang = app.locale
     if result.unchanged:
-        click.echo(say(lang, f"{file}：此前已记录，未作更改（nothing changed）", f"{file}: already recorded, nothing changed"))
+        click.echo(say(lang, f"{file}：此前已记录，未作更改", f"{file}: already recorded, nothing changed"))
         return
     click.echo(say(lang, f"党支部 {result.branch_id}：{len(result.ratings)} 人的评定意见成立，{len(result.void)} 人无效",
                    f"branch {result.branch_id}: {len(result.ratings)} ratings stand, {len(result.void)} void"))
@@ -176,11 +181,12 @@ def ballot_import(
         click.echo(say(lang, f"  {member_id}：没有一种评定意见超过投票数的一半，须重新投票",
                        f"  {member_id}: no rating had more than half of the votes cast — hold the ballot again"))
     if dry_run:
-        click.echo(DRY_RUN_NOTE)
+        click.echo(dry_run_note(lang))
     elif result.ratings:
         click.echo(say(lang, "  待上级党委审批（campaign approve）", "  awaiting the upper committee's approval (campaign approve)"))
         with_prefect(
-            "start its approval flow", lambda: request_approval(campaign, result.branch_id, result.meeting_id)
+            lang, "启动其审批流程", "start its approval flow",
+            lambda: request_approval(campaign, result.branch_id, result.meeting_id),
         )
 
 
@@ -193,6 +199,10 @@ SHEET_TITLES = {
     "records": {"zh-CN": "活动记录", "en": "records"},
     "ballot": {"zh-CN": "测评票", "en": "ballot"},
 }
+
+
+def _exists(target: Path) -> BadInput:
+    return BadInput(zh=f"{target} 已存在：请用 --out 另取文件名", en=f"{target} exists already: name another file with --out")
 
 
 @cli.command("template")
@@ -211,13 +221,11 @@ def template(kind: str, as_xlsx: bool, lang: str, out: Path | None) -> None:
     import os
     import tempfile
 
-    from states.errors import BadInput
-
     english = lang == "en"
     header = columns.headers(columns.FILES[kind], english)
     target = out or Path(f"{kind}.{'xlsx' if as_xlsx else 'csv'}")
     if target.exists():
-        raise BadInput(f"{target} exists already: name another file with --out")
+        raise _exists(target)
     folder = target.parent if str(target.parent) else Path(".")
     handle, temporary = tempfile.mkstemp(prefix=".template-", dir=folder)
     os.close(handle)
@@ -234,9 +242,10 @@ def template(kind: str, as_xlsx: bool, lang: str, out: Path | None) -> None:
         os.chmod(temporary, 0o644)
         os.link(temporary, target)  # fails rather than overwrite a file that appeared meanwhile
     except FileExistsError:
-        raise BadInput(f"{target} exists already: name another file with --out") from None
+        raise _exists(target) from None
     except OSError as exc:
-        raise BadInput(f"cannot write {target}: {exc.strerror or exc}") from None
+        why = exc.strerror or exc
+        raise BadInput(zh=f"无法写入 {target}：{why}", en=f"cannot write {target}: {why}") from None
     finally:
         os.unlink(temporary)
-    click.echo(f"已写入 {target}（{'、'.join(header)}）")
+    click.echo(f"wrote {target} ({', '.join(header)})" if english else f"已写入 {target}（{'、'.join(header)}）")

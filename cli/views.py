@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 import click
@@ -89,22 +90,26 @@ def _verify(app: App, session: Session, anchor_file: Path | None) -> None:
         found, newest = anchors.read(path, db, head.chain if head else None)
         if anchor_file is not None and not found:
             if newest is None:
-                raise BadInput(f"anchor file {path} holds no anchor")
+                raise BadInput(zh=f"锚点文件 {path} 中没有锚点", en=f"anchor file {path} holds no anchor")
             found = [newest]
     verdict = audit.verify(session, app.audit_key, found)
+    say = partial(human.say, app.locale)
     if verdict.broken:
-        click.echo(
-            f"audit chain broken at block {verdict.broken} (after {verdict.checked} good blocks): {verdict.why}",
-            err=True,
-        )
+        click.echo(say(f"审计链在区块 {verdict.broken} 处断裂（此前 {verdict.checked} 个区块完好）：{verdict.why}",
+                       f"audit chain broken at block {verdict.broken} (after {verdict.checked} good blocks): {verdict.why}"),
+                   err=True)
         sys.exit(1)
-    where = (f"{len(found)} anchors checked, the latest at seal {found[-1].seal_id} ({path})" if found
-             else f"no anchor of this chain in {path}" if path.exists() else f"no anchor file at {path}")
+    if found:
+        where = say(f"已核对 {len(found)} 个锚点，最新的在封印 {found[-1].seal_id}（{path}）",
+                    f"{len(found)} anchors checked, the latest at seal {found[-1].seal_id} ({path})")
+    elif path.exists():
+        where = say(f"{path} 中没有本链的锚点", f"no anchor of this chain in {path}")
+    else:
+        where = say(f"没有锚点文件 {path}", f"no anchor file at {path}")
+    digest, seal = (verdict.head.digest, verdict.head.seal_id) if verdict.head else ("-", "-")
     # The head is worth recording outside the database too: only that anchors the chain's end.
-    click.echo(
-        f"audit chain intact: {verdict.checked} sealed blocks, head {verdict.head.digest if verdict.head else '-'}"
-        f" (seal {verdict.head.seal_id if verdict.head else '-'}); {where}"
-    )
+    click.echo(say(f"审计链完好：{verdict.checked} 个封印块，最新 {digest}（封印 {seal}）；{where}",
+                   f"audit chain intact: {verdict.checked} sealed blocks, head {digest} (seal {seal}); {where}"))
     if verdict.pending:
         _warn_pending(app, verdict.pending)
 
@@ -141,10 +146,10 @@ def audit_cmd(
 ) -> None:
     """The log of every change and every operator action."""
     if anchor_file is not None and not verify:
-        raise BadInput("--anchor goes with --verify")
+        raise BadInput(zh="--anchor 须与 --verify 一起使用", en="--anchor goes with --verify")
     with app.read() as session:
         if session.get(Campaign, campaign) is None:
-            raise NotFound(f"unknown campaign {campaign!r}")
+            raise NotFound(zh=f"没有活动 {campaign!r}", en=f"unknown campaign {campaign!r}")
         if verify:
             _verify(app, session, anchor_file)
             return

@@ -71,7 +71,8 @@ def pending_markdown(campaign: str, branch_id: str, meeting_id: str) -> tuple[in
         others = sorted({str(a.meeting_id) for a in ratings} - {str(meeting_id)})
         if others:
             raise Refused(
-                f"branch {branch_id}'s ratings awaiting approval are from ballot {', '.join(others)}, not {meeting_id}"
+                zh=f"党支部 {branch_id} 待批准的评定结果来自第 {'、'.join(others)} 次投票，不是第 {meeting_id} 次",
+                en=f"branch {branch_id}'s ratings awaiting approval are from ballot {', '.join(others)}, not {meeting_id}",
             )
         lines = [f"**{campaign} · branch {branch_id}**: the branch member meeting's ballot awaits approval.", ""]
         lines += [f"- {a.member_id}: **{a.rating}**" for a in ratings]
@@ -91,7 +92,7 @@ def answer_problem(campaign: str, answer: ApprovalInput) -> str | None:
         return "a rejection needs a comment (the branch reviews again)"
     try:
         with runtime.read(runtime.engine()) as session:
-            authority.leader(session, answer.decided_by.strip(), "approve")
+            authority.leader(session, answer.decided_by.strip(), zh="批准", en="approve")
     except CampaignError as exc:
         return str(exc)
     if not codes.normalized(answer.code):
@@ -198,7 +199,7 @@ def approval(
         answer = None
     forget_answers(asks)
     if answer is None:
-        return Failed(message=f"campaign: no valid decision after {MAX_ASKS} answers (last: {problem})")
+        return Failed(message=f"campaign: 提交 {MAX_ASKS} 次仍无有效决定（最后一次：{problem}）")
     if "refused" in result:
         return Failed(message=result["refused"])
     if not any(result.values()):

@@ -36,16 +36,22 @@ def check_pool(pool: str) -> None:
             deployment = client.read_deployment_by_name(DEPLOYMENT)
         except ObjectNotFound:
             raise PoolUnavailable(
-                f"CAMPAIGN_CHUNK_POOL={pool} but there is no deployment {DEPLOYMENT}: "
-                f"run `prefect deploy --name {FLOW}` in the repository"
+                zh=f"已设 CAMPAIGN_CHUNK_POOL={pool}，但没有部署 {DEPLOYMENT}：请在代码仓库中运行 `prefect deploy --name {FLOW}`",
+                en=f"CAMPAIGN_CHUNK_POOL={pool} but there is no deployment {DEPLOYMENT}: "
+                f"run `prefect deploy --name {FLOW}` in the repository",
             ) from None
         if deployment.work_pool_name != pool:
             raise PoolUnavailable(
-                f"CAMPAIGN_CHUNK_POOL={pool} but deployment {DEPLOYMENT} runs on "
-                f"{deployment.work_pool_name or 'no work pool (served by make run)'}"
+                zh=f"已设 CAMPAIGN_CHUNK_POOL={pool}，但部署 {DEPLOYMENT} 运行在"
+                f"{deployment.work_pool_name or '非工作池上（由 make run 提供）'}",
+                en=f"CAMPAIGN_CHUNK_POOL={pool} but deployment {DEPLOYMENT} runs on "
+                f"{deployment.work_pool_name or 'no work pool (served by make run)'}",
             )
         if not _pool_ready(client, pool):
-            raise PoolUnavailable(f"no worker polls work pool {pool!r}: start one with `prefect worker start --pool {pool}`")
+            raise PoolUnavailable(
+                zh=f"没有工作进程轮询工作池 {pool!r}：请用 `prefect worker start --pool {pool}` 启动一个",
+                en=f"no worker polls work pool {pool!r}: start one with `prefect worker start --pool {pool}`",
+            )
 
 
 def _pool_ready(client: Any, pool: str) -> bool:

@@ -85,8 +85,10 @@ def _parallel_chunks(db: Engine) -> bool:
 class _PoolFailure(CampaignError):
     def __init__(self, deadline: str, failures: list[str]) -> None:
         super().__init__(
-            f"{len(failures)} chunk group(s) of deadline {deadline!r} did not complete ({'; '.join(failures)}); "
-            "the deadline is not recorded as fired: re-run the sweep (done chunks are skipped)"
+            zh=f"截止 {deadline!r} 有 {len(failures)} 组分块未完成（{'；'.join(failures)}）；"
+            "该截止未记为已触发：请重新运行扫描（已完成的分块会跳过）",
+            en=f"{len(failures)} chunk group(s) of deadline {deadline!r} did not complete ({'; '.join(failures)}); "
+            "the deadline is not recorded as fired: re-run the sweep (done chunks are skipped)",
         )
 
 
@@ -94,7 +96,8 @@ def _plan_on_pool(db: Engine, pool: str, plan: sweep.SweepPlan, group_size: int,
     """Check the pool can take the chunks, then record them in groups: each deadline's number of groups."""
     if not _parallel_chunks(db):
         raise BadInput(
-            f"CAMPAIGN_CHUNK_POOL={pool} needs PostgreSQL: the pool's workers, on other hosts, share the database"
+            zh=f"CAMPAIGN_CHUNK_POOL={pool} 需要 PostgreSQL：工作池的各个工作进程在其他主机上，共用同一个数据库",
+            en=f"CAMPAIGN_CHUNK_POOL={pool} needs PostgreSQL: the pool's workers, on other hosts, share the database",
         )
     if not plan.due:
         return {}

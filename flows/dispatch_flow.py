@@ -38,7 +38,7 @@ def deliver(channel: str, batch: int) -> dict[str, int]:
     counts = {"sent": result.sent, "failed": result.failed, "undeliverable": result.undeliverable}
     if result.failed:
         raise NoticesNotDelivered(
-            f"{result.failed} notices could not be delivered by {channel} (they stay queued); {result.sent} sent"
+            f"{result.failed} 条通知未能通过 {channel} 送达（仍在队列中）；已发送 {result.sent} 条"
         )
     return counts
 
@@ -53,7 +53,7 @@ def dispatch_notifications(campaign: str = "all", channel: str = "file", batch: 
         batch: notices per batch
     """
     if channel not in ("file", "smtp"):
-        return Failed(message=f"campaign: unknown channel {channel!r} (file or smtp)")
+        return Failed(message=f"campaign: 没有发送渠道 {channel!r}（file 或 smtp）")
     state = deliver(channel, batch, return_state=True)
     if state.is_failed():
         return Failed(message=runtime.one_line(state.result(raise_on_failure=False)))

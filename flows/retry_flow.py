@@ -32,6 +32,8 @@ from states.errors import CampaignError
 from states.keys import secret_key
 from states.models import Campaign
 
+NOTHING_ADVANCED = "所列对象均未能推进"  # as the CLI says it (`campaign retry`)
+
 
 def _result(result: operations.RetryResult) -> dict[str, Any]:
     return {
@@ -58,7 +60,7 @@ def send_code(
             finally:
                 session.rollback()  # a trial: nothing of it is kept
         if not all_stuck and trial.moved_members == 0 and trial.moved_branches == 0:
-            return f"{runtime.REFUSAL_PREFIX}nothing named could advance"
+            return f"{runtime.REFUSAL_PREFIX}{NOTHING_ADVANCED}"
         with runtime.write(db, at) as session:
             campaign_row = session.get(Campaign, campaign)
             assert campaign_row is not None  # runtime.instant found it
@@ -127,9 +129,9 @@ def retry_stuck(
     """
     logger = get_run_logger()
     if not (members or branches or all_stuck):
-        return Failed(message="campaign: name members, branches or all_stuck")
+        return Failed(message="campaign: 请指定 members、branches 或 all_stuck")
     if not actor.strip() or not reason.strip():
-        return Failed(message="campaign: actor and reason are required")
+        return Failed(message="campaign: 须填写 actor 和 reason")
     actor, reason = actor.strip(), reason.strip()
     try:
         db = runtime.engine()
@@ -142,8 +144,8 @@ def retry_stuck(
         if refused:
             return Failed(message=refused)
         return Failed(
-            message=f"campaign: a one-time code for this request was sent to {actor} (their action_code notice, "
-            "delivered by dispatch-notifications); run the same request again with it as code, today"
+            message=f"campaign: 本次申请的一次性验证码已发给 {actor}（其 action_code 通知，由 dispatch-notifications "
+            "送达）；请在今天内以该验证码为 code 再次提交同一申请"
         )
     with one_run_per_campaign(campaign, run_id):
         result = retry_task(campaign, list(members), list(branches), all_stuck, actor, reason, code, when, run_id)
@@ -158,5 +160,5 @@ def retry_stuck(
         logger.info("%s: still %s%s", subject, held["state"], f" ({unmet})" if unmet else "")
     moved = result["moved"]
     if not all_stuck and moved["members"] == 0 and moved["branches"] == 0:
-        return Failed(message="campaign: nothing named could advance")
+        return Failed(message=f"campaign: {NOTHING_ADVANCED}")
     return runtime.jsonable(result)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from states import anchors, audit
 from states.clock import parse_instant
 from states.db import absolute_url, ensure_schema, make_engine
-from states.errors import NotFound
+from states.errors import CampaignError, NotFound
 from states.keys import secret_key
 from states.models import Campaign
 from states.settings import Settings, load_settings
@@ -92,7 +92,7 @@ def instant(db: Engine, campaign: str, at: str | dt.datetime | None) -> dt.datet
     with read(db) as session:
         found = session.get(Campaign, campaign)
         if found is None:
-            raise NotFound(f"unknown campaign {campaign!r}")
+            raise NotFound(zh=f"没有活动 {campaign!r}", en=f"unknown campaign {campaign!r}")
         tz = found.timezone
     simulation = settings().simulation  # a flow parameter is a stranger's input: the future only in simulation
     if isinstance(at, dt.datetime):
@@ -109,8 +109,9 @@ def flow_run_id() -> str | None:
 
 
 def one_line(exc: BaseException) -> str:
-    """A user's mistake as the CLI shows it: one line, no traceback."""
-    text = str(exc).strip().splitlines()
+    """A user's mistake as the CLI shows it by default: one line, no traceback, in Chinese (the office's
+    administrators read the UI)."""
+    text = (exc.zh if isinstance(exc, CampaignError) else str(exc)).strip().splitlines()
     return f"{REFUSAL_PREFIX}{text[0] if text else type(exc).__name__}"
 
 

@@ -11,18 +11,21 @@ from states.source import Source
 
 # What a file is, by its first bytes, whatever its name says; other binary kinds are refused with what to do.
 ZIP = b"PK\x03\x04"
-REFUSED: tuple[tuple[bytes, str], ...] = (
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "这是旧版 Excel .xls 文件（或 Word/受密码保护的文件）：请另存为 .xlsx 或 CSV 后导入"),
-    (b"%PDF", "这是 PDF 文件，不是表格：请导入 .xlsx 或 CSV 文件"),
-    (b"\x89PNG", "这是图片文件（PNG），不是表格：请导入 .xlsx 或 CSV 文件"),
-    (b"\xff\xd8\xff", "这是图片文件（JPEG），不是表格：请导入 .xlsx 或 CSV 文件"),
-    (b"GIF8", "这是图片文件（GIF），不是表格：请导入 .xlsx 或 CSV 文件"),
-    (b"II*\x00", "这是图片文件（TIFF），不是表格：请导入 .xlsx 或 CSV 文件"),
-    (b"MM\x00*", "这是图片文件（TIFF），不是表格：请导入 .xlsx 或 CSV 文件"),
-    (b"{\\rtf", "这是 RTF 文档，不是表格：请导入 .xlsx 或 CSV 文件"),
-    (b"\x1f\x8b", "这是压缩文件（gzip）：请解压后导入 .xlsx 或 CSV 文件"),
-    (b"7z\xbc\xaf\x27\x1c", "这是压缩文件（7z）：请解压后导入 .xlsx 或 CSV 文件"),
-    (b"Rar!", "这是压缩文件（RAR）：请解压后导入 .xlsx 或 CSV 文件"),
+TABLE_ZH, TABLE_EN = "不是表格：请导入 .xlsx 或 CSV 文件", "not a table: import a .xlsx or CSV file"
+UNPACK_ZH, UNPACK_EN = "请解压后导入 .xlsx 或 CSV 文件", "unpack it and import the .xlsx or CSV file inside"
+REFUSED: tuple[tuple[bytes, str, str], ...] = (
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "这是旧版 Excel .xls 文件（或 Word/受密码保护的文件）：请另存为 .xlsx 或 CSV 后导入",
+     "is an old Excel .xls file (or a Word or password-protected file): save it as .xlsx or CSV and import that"),
+    (b"%PDF", f"这是 PDF 文件，{TABLE_ZH}", f"is a PDF file, {TABLE_EN}"),
+    (b"\x89PNG", f"这是图片文件（PNG），{TABLE_ZH}", f"is an image (PNG), {TABLE_EN}"),
+    (b"\xff\xd8\xff", f"这是图片文件（JPEG），{TABLE_ZH}", f"is an image (JPEG), {TABLE_EN}"),
+    (b"GIF8", f"这是图片文件（GIF），{TABLE_ZH}", f"is an image (GIF), {TABLE_EN}"),
+    (b"II*\x00", f"这是图片文件（TIFF），{TABLE_ZH}", f"is an image (TIFF), {TABLE_EN}"),
+    (b"MM\x00*", f"这是图片文件（TIFF），{TABLE_ZH}", f"is an image (TIFF), {TABLE_EN}"),
+    (b"{\\rtf", f"这是 RTF 文档，{TABLE_ZH}", f"is an RTF document, {TABLE_EN}"),
+    (b"\x1f\x8b", f"这是压缩文件（gzip）：{UNPACK_ZH}", f"is compressed (gzip): {UNPACK_EN}"),
+    (b"7z\xbc\xaf\x27\x1c", f"这是压缩文件（7z）：{UNPACK_ZH}", f"is an archive (7z): {UNPACK_EN}"),
+    (b"Rar!", f"这是压缩文件（RAR）：{UNPACK_ZH}", f"is an archive (RAR): {UNPACK_EN}"),
 )
 
 
@@ -33,14 +36,16 @@ def read_table(path: Path | str, sheet: str | None = None) -> Source:
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
-        raise MalformedFile(name, None, None, f"cannot read: {exc.strerror or exc}") from exc
+        why = exc.strerror or exc
+        raise MalformedFile(name, None, None, zh=f"无法读取：{why}", en=f"cannot read: {why}") from exc
     if raw.startswith(ZIP):
         return read_xlsx(path, raw, sheet)
-    for magic, hint in REFUSED:
+    for magic, zh, en in REFUSED:
         if raw.startswith(magic):
-            raise MalformedFile(name, None, None, hint)
+            raise MalformedFile(name, None, None, zh=zh, en=en)
     if sheet is not None:
-        raise MalformedFile(name, None, None, f"--sheet {sheet!r}: only an .xlsx workbook has sheets; this is a text file")
+        raise MalformedFile(name, None, None, zh=f"--sheet {sheet!r}：只有 .xlsx 工作簿才有工作表，这是文本文件",
+                            en=f"--sheet {sheet!r}: only an .xlsx workbook has sheets; this is a text file")
     return read_text_table(path, raw)
 
 

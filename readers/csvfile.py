@@ -47,7 +47,8 @@ def decode(name: str, raw: bytes) -> tuple[str, str]:
         candidates = (utf16,) if utf16 else ("utf-8-sig", "gb18030")
     if candidates[0] == "utf-8-sig" and b"\x00" in raw:
         line = raw[: raw.index(b"\x00")].count(b"\n") + 1
-        raise MalformedFile(name, line, None, "contains a NUL byte (not a text file: import a .xlsx or a CSV file)")
+        raise MalformedFile(name, line, None, zh="含有 NUL 字节（不是文本文件：请导入 .xlsx 或 CSV 文件）",
+                            en="contains a NUL byte (not a text file: import a .xlsx or a CSV file)")
     for encoding in candidates:
         try:
             text = raw.decode(encoding)
@@ -56,12 +57,13 @@ def decode(name: str, raw: bytes) -> tuple[str, str]:
             continue
         if "\x00" in text:
             line = text[: text.index("\x00")].count("\n") + 1
-            raise MalformedFile(name, line, None, "contains a NUL character (not a text file: import a .xlsx or a CSV file)")
+            raise MalformedFile(name, line, None, zh="含有 NUL 字符（不是文本文件：请导入 .xlsx 或 CSV 文件）",
+                                en="contains a NUL character (not a text file: import a .xlsx or a CSV file)")
         return text, encoding
     if candidates[0].startswith("utf-16"):
-        raise MalformedFile(name, None, None, "is not valid UTF-16 text")
+        raise MalformedFile(name, None, None, zh="不是有效的 UTF-16 文本", en="is not valid UTF-16 text")
     line = raw[: failure.start].count(b"\n") + 1
-    raise MalformedFile(name, line, None, "is neither UTF-8 nor GB18030/GBK text")
+    raise MalformedFile(name, line, None, zh="既不是 UTF-8 也不是 GB18030/GBK 文本", en="is neither UTF-8 nor GB18030/GBK text")
 
 
 def read_text(path: Path | str, raw: bytes | None = None) -> CsvFile:
@@ -71,7 +73,8 @@ def read_text(path: Path | str, raw: bytes | None = None) -> CsvFile:
         try:
             raw = Path(path).read_bytes()
         except OSError as exc:
-            raise MalformedFile(name, None, None, f"cannot read: {exc.strerror or exc}") from exc
+            why = exc.strerror or exc
+            raise MalformedFile(name, None, None, zh=f"无法读取：{why}", en=f"cannot read: {why}") from exc
     text, encoding = decode(name, raw)
     return CsvFile(name, text, hashlib.sha256(raw).hexdigest(), encoding)
 
@@ -97,6 +100,11 @@ def lines(text: str) -> Iterator[str]:
         position = end
 
 
+def _broken(path: str, line: int, exc: csv.Error) -> MalformedFile:
+    """A row Python's CSV reader cannot take (an unclosed quote …): its own words after ours."""
+    return MalformedFile(path, line, None, zh=f"CSV 格式有误（{exc}）", en=str(exc))
+
+
 def read_table(path: Path | str, raw: bytes | None = None) -> Source:
     """A CSV or tab-separated file as a `Source`: its encoding and separator detected, its header row read, its data
     rows streamed as (line, values) with full-width digits, letters and spaces made plain, blank rows skipped and
@@ -117,9 +125,9 @@ def read_table(path: Path | str, raw: bytes | None = None) -> Source:
     except StopIteration:
         pass
     except csv.Error as exc:
-        raise MalformedFile(source.path, reader.line_num, None, str(exc)) from None
+        raise _broken(source.path, reader.line_num, exc) from None
     if not looked:
-        raise MalformedFile(source.path, 1, None, "is empty (no header row)")
+        raise MalformedFile(source.path, 1, None, zh="是空文件（没有表头行）", en="is empty (no header row)")
     at = header_at([row for _line, row in looked])
     header_line, header = looked[at][0], [h.strip() for h in looked[at][1]]
     replay = looked[at + 1 :]
@@ -132,12 +140,13 @@ def read_table(path: Path | str, raw: bytes | None = None) -> Source:
             except StopIteration:
                 return
             except csv.Error as exc:
-                raise MalformedFile(source.path, reader.line_num, None, str(exc)) from None
+                raise _broken(source.path, reader.line_num, exc) from None
             line = line or reader.line_num
             if not values or not "".join(values).strip():
                 continue
             if len(values) != len(header):
-                raise MalformedFile(source.path, line, None, f"has {len(values)} fields, the header {len(header)}")
+                raise MalformedFile(source.path, line, None, zh=f"有 {len(values)} 个字段，表头有 {len(header)} 个",
+                                    en=f"has {len(values)} fields, the header {len(header)}")
             yield line, values
 
     return Source(source.path, source.sha256, header, data(), header_line=header_line)

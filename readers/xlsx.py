@@ -45,20 +45,22 @@ def read_xlsx(path: Path | str, raw: bytes, sheet: str | None = None) -> Source:
         # From the bytes already read: openpyxl would refuse a workbook by its file name's extension alone.
         book = load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - openpyxl raises zipfile, KeyError, XML and its own errors alike
+        kind = type(exc).__name__
         raise MalformedFile(
-            name, None, None, f"是 ZIP 压缩包，但不是 Excel 工作簿（.xlsx）：请在 Excel/WPS 中另存为 .xlsx 或 CSV ({type(exc).__name__})"
+            name, None, None, zh=f"是 ZIP 压缩包，但不是 Excel 工作簿（.xlsx）：请在 Excel/WPS 中另存为 .xlsx 或 CSV ({kind})",
+            en=f"is a ZIP archive but not an Excel workbook (.xlsx): save it as .xlsx or CSV in Excel/WPS ({kind})",
         ) from None
     if sheet is None:
         if not book.worksheets:
             book.close()
-            raise MalformedFile(name, None, None, "has no worksheet")
+            raise MalformedFile(name, None, None, zh="没有工作表", en="has no worksheet")
         ws = book.worksheets[0]
     elif sheet in book.sheetnames:
         ws = book[sheet]
     else:
         names = ", ".join(book.sheetnames)
         book.close()
-        raise MalformedFile(name, None, None, f"has no sheet {sheet!r} (its sheets: {names})")
+        raise MalformedFile(name, None, None, zh=f"没有工作表 {sheet!r}（其工作表：{names}）", en=f"has no sheet {sheet!r} (its sheets: {names})")
     title = str(ws.title)
     if hasattr(ws, "reset_dimensions"):
         ws.reset_dimensions()  # a stale <dimension> written by some tools would cut rows off
@@ -71,7 +73,8 @@ def read_xlsx(path: Path | str, raw: bytes, sheet: str | None = None) -> Source:
                 break
     if not looked:
         book.close()
-        raise MalformedFile(name, None, None, f"sheet {title!r} is empty (no header row)", sheet=title)
+        raise MalformedFile(name, None, None, zh=f"工作表 {title!r} 是空的（没有表头行）",
+                            en=f"sheet {title!r} is empty (no header row)", sheet=title)
     header_line, header = looked[header_at([texts for _line, texts in looked])]
     while not header[-1]:
         header.pop()
@@ -88,7 +91,7 @@ def read_xlsx(path: Path | str, raw: bytes, sheet: str | None = None) -> Source:
                 for index in range(width, len(texts)):
                     if texts[index].strip():
                         raise MalformedFile(
-                            name, line, None, "a value beyond the header's columns", sheet=title,
+                            name, line, None, zh="表头各列之外有内容", en="a value beyond the header's columns", sheet=title,
                             letter=column_letter(index),
                         )
                 texts = texts[:width]

@@ -203,7 +203,7 @@ class Facts:
     def __init__(self, session: Session, key: str, at: dt.datetime) -> None:
         campaign = session.get(Campaign, key)
         if campaign is None:
-            raise NotFound(f"unknown campaign {key!r}")
+            raise NotFound(zh=f"没有活动 {key!r}", en=f"unknown campaign {key!r}")
         self.session = session
         self.campaign = campaign
         self.key = key

@@ -137,9 +137,12 @@ class _Staging:
             if not self._ours(name)
         ]
         if foreign:
+            named, many = self.out_dir / foreign[0], len(foreign) > 1
             raise BadInput(
-                f"{self.out_dir / foreign[0]} 不是报告写入的文件（或写入后被改动过），不覆盖"
-                f"{f'（共 {len(foreign)} 个）' if len(foreign) > 1 else ''}：请换一个 --out 目录，或先移走这些文件"
+                zh=f"{named} 不是报告写入的文件（或写入后被改动过），不覆盖"
+                f"{f'（共 {len(foreign)} 个）' if many else ''}：请换一个 --out 目录，或先移走这些文件",
+                en=f"{named} was not written by a report (or was changed since), so it is not overwritten"
+                f"{f' ({len(foreign)} such files)' if many else ''}: choose another --out folder or move them away",
             )
         stale = [name for name in self.ours if name not in self.pages and self._ours(name)]
         # First a manifest that claims both the old and the new content, so a run stopped half-way leaves every

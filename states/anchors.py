@@ -56,7 +56,8 @@ def append(path: Path, db: str, head: Head | None, note: str | None = None) -> N
         finally:
             os.close(fd)
     except OSError as exc:
-        raise AnchorUnwritable(f"cannot append the audit anchor to {path}: {exc.strerror or exc}") from None
+        why = exc.strerror or exc
+        raise AnchorUnwritable(zh=f"无法把审计锚点追加到 {path}：{why}", en=f"cannot append the audit anchor to {path}: {why}") from None
 
 
 def read(path: Path, db: str | None, chain: str | None) -> tuple[list[Head], Head | None]:
@@ -66,9 +67,9 @@ def read(path: Path, db: str | None, chain: str | None) -> tuple[list[Head], Hea
     try:
         text = path.read_text(encoding="ascii")
     except FileNotFoundError:
-        raise BadInput(f"anchor file {path} not found") from None
+        raise BadInput(zh=f"找不到锚点文件 {path}", en=f"anchor file {path} not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"anchor file {path} unreadable: {exc}") from None
+        raise BadInput(zh=f"无法读取锚点文件 {path}：{exc}", en=f"anchor file {path} unreadable: {exc}") from None
     ours: list[Head] = []
     newest: Head | None = None
     for number, raw in enumerate(text.splitlines(), 1):
@@ -76,7 +77,7 @@ def read(path: Path, db: str | None, chain: str | None) -> tuple[list[Head], Hea
             continue
         match = LINE.match(raw.strip())
         if match is None:
-            raise BadInput(f"{path}:{number}: not an audit anchor line")
+            raise BadInput(zh=f"{path} 第{number}行：不是审计锚点", en=f"{path}:{number}: not an audit anchor line")
         anchor = Head(match["chain"], int(match["seal"]), match["digest"])
         newest = anchor
         if db is not None and match["db"] != db:

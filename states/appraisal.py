@@ -20,6 +20,7 @@ from states.conditions import RATINGS
 from states.engine import Cause
 from states.errors import MalformedFile, NoQuorum, NotFound, QuotaExceeded, Refused
 from states.evaluate import context, evaluate_member, final_ratings
+from states.labels import rating_label, state_label
 from states.models import (
     Appraisal,
     BallotMeeting,
@@ -83,7 +84,7 @@ def import_ballot(session: Session, key: str, source: Source, actor: str, at: dt
     authority.may_change(session, actor)
     campaign = session.get(Campaign, key)
     if campaign is None:
-        raise NotFound(f"unknown campaign {key!r}")
+        raise NotFound(zh=f"没有活动 {key!r}", en=f"unknown campaign {key!r}")
     if session.scalar(
         select(ImportRecord.id).where(
             ImportRecord.kind == "ballot", ImportRecord.scope == key, ImportRecord.sha256 == source.sha256
@@ -91,21 +92,27 @@ def import_ballot(session: Session, key: str, source: Source, actor: str, at: dt
     ):
         return BallotResult(unchanged=True)
     meeting: dict[str, Any] | None = None
+    first = 0  # the line of the first tally row: the meeting's own figures are read there
+    today = local_date(at, campaign.timezone)
     tallies: dict[str, tuple[int, int, int, int]] = {}
 
     def count(line: int, column: str, value: str) -> int:
         parsed = number(source, line, column, value, 0, 10_000_000)
         if not parsed.is_integer():
-            raise MalformedFile(source.path, line, column, f"{value!r} is not a whole number")
+            raise MalformedFile(source.path, line, column, zh=f"{value!r} 不是整数", en=f"{value!r} is not a whole number")
         return int(parsed)
 
     for line, row in rows(source, BALLOT_COLUMNS):
         try:
             date = parse_date(row["date"])
         except ValueError:
-            raise MalformedFile(source.path, line, "date", f"{row['date']!r} is not a date (YYYY-MM-DD, YYYY/M/D or YYYY年M月D日)") from None
-        if date > local_date(at, campaign.timezone):
-            raise MalformedFile(source.path, line, "date", f"the meeting's date {date} is after {local_date(at, campaign.timezone)}")
+            raise MalformedFile(
+                source.path, line, "date", zh=f"{row['date']!r} 不是日期（YYYY-MM-DD、YYYY/M/D 或 YYYY年M月D日）",
+                en=f"{row['date']!r} is not a date (YYYY-MM-DD, YYYY/M/D or YYYY年M月D日)",
+            ) from None
+        if date > today:
+            raise MalformedFile(source.path, line, "date", zh=f"会议日期 {date} 晚于 {today}",
+                                en=f"the meeting's date {date} is after {today}")
         head = {
             "branch_id": check_id(source, line, "branch_id", row["branch_id"]),
             "date": date,
@@ -113,34 +120,39 @@ def import_ballot(session: Session, key: str, source: Source, actor: str, at: dt
             "present": count(line, "present", row["present"]),
         }
         if meeting is None:
-            meeting = head
+            meeting, first = head, line
         else:
             for column in ("branch_id", "date", "entitled", "present"):
                 if head[column] != meeting[column]:
-                    raise MalformedFile(source.path, line, column, "differs from the first row: one file is one meeting")
+                    raise MalformedFile(source.path, line, column, zh="与第一条计票行不同：一个文件只记一次会议",
+                                        en="differs from the first row: one file is one meeting")
         member_id = check_id(source, line, "member_id", row["member_id"])
         if member_id in tallies:
-            raise MalformedFile(source.path, line, "member_id", f"{member_id} is tallied twice")
+            raise MalformedFile(source.path, line, "member_id", zh=f"{member_id} 计票两次", en=f"{member_id} is tallied twice")
         q, b, u = (count(line, c, row[c]) for c in ("qualified", "basically_qualified", "unqualified"))
         present = int(str(head["present"]))
         if q + b + u > present:
-            raise MalformedFile(source.path, line, "unqualified", f"{q + b + u} votes cast but only {present} members present")
+            raise MalformedFile(source.path, line, "unqualified", zh=f"共投 {q + b + u} 票，但实到只有 {present} 人",
+                                en=f"{q + b + u} votes cast but only {present} members present")
         tallies[member_id] = (q, b, u, line)
     if meeting is None:
-        raise MalformedFile(source.path, None, None, "has no tally rows")
-    branch_id = meeting["branch_id"]
+        raise MalformedFile(source.path, None, None, zh="没有计票行", en="has no tally rows")
+    branch_id, entitled, present = meeting["branch_id"], meeting["entitled"], meeting["present"]
     if session.get(Branch, branch_id) is None:
-        raise MalformedFile(source.path, 2, "branch_id", f"unknown branch {branch_id!r}")
+        raise MalformedFile(source.path, first, "branch_id", zh=f"没有党支部 {branch_id!r}", en=f"unknown branch {branch_id!r}")
     authority.over_branch(session, actor, branch_id)
     size = participants(session, branch_id)
-    if meeting["entitled"] > size:
-        raise MalformedFile(source.path, 2, "entitled", f"{meeting['entitled']} entitled, but the branch has {size} participants")
-    if meeting["present"] > meeting["entitled"]:
-        raise MalformedFile(source.path, 2, "present", f"{meeting['present']} present of {meeting['entitled']} entitled")
-    if not quorate(meeting["entitled"], meeting["present"]):
+    if entitled > size:
+        raise MalformedFile(source.path, first, "entitled", zh=f"应到 {entitled} 人，但该党支部只有 {size} 名参加人员",
+                            en=f"{entitled} entitled, but the branch has {size} participants")
+    if present > entitled:
+        raise MalformedFile(source.path, first, "present", zh=f"实到 {present} 人多于应到 {entitled} 人",
+                            en=f"{present} present of {entitled} entitled")
+    if not quorate(entitled, present):
         raise NoQuorum(
-            f"{source.path}: {meeting['present']} of {meeting['entitled']} entitled members present — not more than "
-            "half: the meeting has no quorum and must be held again"
+            zh=f"{source.path}：应到 {entitled} 人，实到 {present} 人，未超过半数：会议不足法定人数，须重新召开",
+            en=f"{source.path}: {present} of {entitled} entitled members present — not more than "
+            "half: the meeting has no quorum and must be held again",
         )
     ctx = context(session, key, at)
     from states.member import advance_edge
@@ -151,22 +163,28 @@ def import_ballot(session: Session, key: str, source: Source, actor: str, at: dt
     for member_id, (_q, _b, _u, line) in tallies.items():
         person = session.get(Person, member_id)
         if person is None:
-            raise MalformedFile(source.path, line, "member_id", f"unknown member {member_id!r}")
+            raise MalformedFile(source.path, line, "member_id", zh=f"没有党员 {member_id!r}", en=f"unknown member {member_id!r}")
         if person.branch_id != branch_id:
-            raise MalformedFile(source.path, line, "member_id", f"{member_id} is not a member of branch {branch_id}")
+            raise MalformedFile(source.path, line, "member_id", zh=f"{member_id} 不是党支部 {branch_id} 的党员",
+                                en=f"{member_id} is not a member of branch {branch_id}")
+        here_zh, here_en = f"{source.path} 第{line}行", f"{source.path}, line {line}"
         progress = session.get(MemberProgress, (key, member_id))
         if progress is None or progress.state != "consolidation":
-            state = progress.state if progress else "no part in the campaign"
-            raise Refused(f"{source.path}, line {line}: {member_id} is not in consolidation ({state})")
-        not_before(at, progress.state_since, f"{member_id}'s entry into consolidation")
+            zh_state = state_label(progress.state, "zh-CN") if progress else "未参加本次活动"
+            en_state = progress.state if progress else "no part in the campaign"
+            raise Refused(zh=f"{here_zh}：{member_id} 不处于巩固提高阶段（{zh_state}）",
+                          en=f"{here_en}: {member_id} is not in consolidation ({en_state})")
+        not_before(at, progress.state_since, zh=f"{member_id} 转入巩固提高的时间", en=f"{member_id}'s entry into consolidation")
         applied = {r.condition: r.ok for r in evaluate_member(session, ctx, member_id, edge)}["pledge_application"]
         if not applied:
-            raise Refused(f"{source.path}, line {line}: {member_id} has no written application (书面申请) to rate")
+            raise Refused(zh=f"{here_zh}：{member_id} 没有书面申请，不能评定",
+                          en=f"{here_en}: {member_id} has no written application (书面申请) to rate")
         if member_id in final:
-            raise Refused(f"{source.path}, line {line}: {member_id}'s rating is already final")
+            raise Refused(zh=f"{here_zh}：{member_id} 的评定结果已最终确定", en=f"{here_en}: {member_id}'s rating is already final")
         current = session.get(Appraisal, (key, member_id))
         if current is not None:
-            not_before(at, current.approved_at or current.rated_at, f"{member_id}'s current rating")
+            not_before(at, current.approved_at or current.rated_at, zh=f"{member_id} 现有的评定结果",
+                       en=f"{member_id}'s current rating")
     recorded = BallotMeeting(
         campaign_key=key, branch_id=branch_id, date=meeting["date"], entitled=meeting["entitled"],
         present=meeting["present"], recorded_at=at,
@@ -263,19 +281,20 @@ def approve(
 
     Whichever comes second finds nothing pending and changes nothing (the CLI reports that as a refusal).
     """
-    authority.leader(session, actor, "approve")
+    authority.leader(session, actor, zh="批准", en="approve")
     campaign = session.get(Campaign, key)
     if campaign is None:
-        raise NotFound(f"unknown campaign {key!r}")
+        raise NotFound(zh=f"没有活动 {key!r}", en=f"unknown campaign {key!r}")
     if session.get(Branch, branch_id) is None:
-        raise NotFound(f"unknown branch {branch_id!r}")
+        raise NotFound(zh=f"没有党支部 {branch_id!r}", en=f"unknown branch {branch_id!r}")
     if reject and not reason.strip():
-        raise Refused("a rejection needs a --reason (the branch reviews again)")
+        raise Refused(zh="退回须写明理由（--reason），党支部据此重新评议", en="a rejection needs a --reason (the branch reviews again)")
     ratings, withdrawals = pending_approval(session, key, branch_id)
     for appraisal in ratings:
-        not_before(at, appraisal.rated_at, f"the ballot rating {appraisal.member_id}")
+        not_before(at, appraisal.rated_at, zh=f"评定 {appraisal.member_id} 的投票", en=f"the ballot rating {appraisal.member_id}")
     for appraisal in withdrawals:
-        not_before(at, appraisal.withdrawal_confirmed_at, f"the confirmation of {appraisal.member_id}'s withdrawal")
+        not_before(at, appraisal.withdrawal_confirmed_at, zh=f"支部确认 {appraisal.member_id} 脱党",
+                   en=f"the confirmation of {appraisal.member_id}'s withdrawal")
     result = ApprovalResult()
     note = f"{reason} (via {source})" if reason else f"via {source}"
     for appraisal in ratings:
@@ -340,19 +359,20 @@ def _queue_approved(session: Session, key: str, branch_id: str, approved: list[A
 
 def select_excellent(session: Session, key: str, members: list[str], actor: str, at: dt.datetime) -> list[str]:
     """Qualified members whose rating is final; at most floor(fraction × the branch's rated members), exactly."""
-    authority.leader(session, actor, "select excellent members")
+    authority.leader(session, actor, zh="评选优秀共产党员", en="select excellent members")
     campaign = session.get(Campaign, key)
     if campaign is None:
-        raise NotFound(f"unknown campaign {key!r}")
+        raise NotFound(zh=f"没有活动 {key!r}", en=f"unknown campaign {key!r}")
     per_branch: dict[str, list[str]] = {}
     final = final_ratings(session, key, list(members), at)
     for member_id in dict.fromkeys(members):
         person, _progress = member_of(session, key, member_id)
         appraisal = session.get(Appraisal, (key, member_id))
         if appraisal is None or appraisal.rating != "qualified":
-            raise Refused(f"{member_id} is not rated qualified")
+            raise Refused(zh=f"{member_id} 的评定结果不是{rating_label('qualified', 'zh-CN')}", en=f"{member_id} is not rated qualified")
         if member_id not in final:
-            raise Refused(f"{member_id}'s rating is not final yet at {as_utc(at).isoformat()} (publicity not over)")
+            raise Refused(zh=f"{member_id} 的评定结果在 {as_utc(at).isoformat()} 尚未最终确定（公示未结束）",
+                          en=f"{member_id}'s rating is not final yet at {as_utc(at).isoformat()} (publicity not over)")
         if appraisal.excellent:
             continue
         per_branch.setdefault(str(person.branch_id), []).append(member_id)
@@ -370,9 +390,12 @@ def select_excellent(session: Session, key: str, members: list[str], actor: str,
         ) or 0
         quota = math.floor(rated * campaign.excellent_num / campaign.excellent_den)  # integers: exact
         if already + len(chosen) > quota:
+            share = f"{campaign.excellent_num}/{campaign.excellent_den}"
             raise QuotaExceeded(
-                f"branch {branch_id}: {already} already excellent + {len(chosen)} > quota {quota} "
-                f"({campaign.excellent_num}/{campaign.excellent_den} of {rated} rated members)"
+                zh=f"党支部 {branch_id}：已评优秀 {already} 名 + 本次 {len(chosen)} 名，超过名额 {quota} 名"
+                f"（参评 {rated} 名党员的 {share}）",
+                en=f"branch {branch_id}: {already} already excellent + {len(chosen)} > quota {quota} "
+                f"({share} of {rated} rated members)",
             )
     selected: list[str] = []
     for branch_id, chosen in per_branch.items():
@@ -392,12 +415,14 @@ def object_to(session: Session, key: str, member_id: str, actor: str, reason: st
     person, progress = member_of(session, key, member_id)
     appraisal = session.get(Appraisal, (key, member_id))
     if appraisal is None or appraisal.approved_at is None or member_id in final_ratings(session, key, [member_id], at):
-        raise Refused(f"{member_id}'s rating is not in publicity")
-    not_before(at, appraisal.approved_at, f"the approval of {member_id}'s rating (publicity starts there)")
+        raise Refused(zh=f"{member_id} 的评定结果不在公示期", en=f"{member_id}'s rating is not in publicity")
+    not_before(at, appraisal.approved_at, zh=f"{member_id} 评定结果的批准（公示自此开始）",
+               en=f"the approval of {member_id}'s rating (publicity starts there)")
     if appraisal.publicity_ends_at is not None and as_utc(appraisal.publicity_ends_at) <= at:
-        raise Refused(f"{member_id}'s publicity ended at {as_utc(appraisal.publicity_ends_at).isoformat()}")
+        ended = as_utc(appraisal.publicity_ends_at).isoformat()
+        raise Refused(zh=f"{member_id} 的公示已于 {ended} 结束", en=f"{member_id}'s publicity ended at {ended}")
     if appraisal.objection_pending:
-        raise Refused(f"an objection to {member_id}'s rating is already pending")
+        raise Refused(zh=f"对 {member_id} 评定结果的异议已在处理中", en=f"an objection to {member_id}'s rating is already pending")
     appraisal.objection_pending, appraisal.objected_at = True, at
     audit.log(
         session, campaign_key=key, member_id=member_id, branch_id=person.branch_id, from_state=progress.state,
@@ -409,12 +434,12 @@ def resolve(
     session: Session, key: str, member_id: str, upheld: bool, actor: str, reason: str, at: dt.datetime
 ) -> None:
     """Upheld: back to the ballot (step 2). Dismissed: publicity runs on, ending no earlier than now."""
-    authority.leader(session, actor, "resolve an objection")
+    authority.leader(session, actor, zh="处理异议", en="resolve an objection")
     person, progress = member_of(session, key, member_id)
     appraisal = session.get(Appraisal, (key, member_id))
     if appraisal is None or not appraisal.objection_pending:
-        raise Refused(f"no objection to {member_id}'s rating is pending")
-    not_before(at, appraisal.objected_at, f"the objection to {member_id}'s rating")
+        raise Refused(zh=f"对 {member_id} 的评定结果没有待处理的异议", en=f"no objection to {member_id}'s rating is pending")
+    not_before(at, appraisal.objected_at, zh=f"对 {member_id} 评定结果提出的异议", en=f"the objection to {member_id}'s rating")
     appraisal.objection_pending = False
     if upheld:
         appraisal.rating = appraisal.meeting_id = appraisal.rated_at = None
@@ -436,12 +461,14 @@ def withdrawal(
     person, progress = member_of(session, key, member_id)
     authority.over_member(session, actor, person)
     if progress.state != "withdrawal_pending":
-        raise Refused(f"{member_id} has no pending withdrawal (it is in {progress.state})")
-    not_before(at, progress.state_since, f"{member_id}'s withdrawal becoming pending")
+        raise Refused(zh=f"{member_id} 没有待确认的脱党（当前处于{state_label(progress.state, 'zh-CN')}）",
+                      en=f"{member_id} has no pending withdrawal (it is in {progress.state})")
+    not_before(at, progress.state_since, zh=f"{member_id} 转入视为自行脱党待确认", en=f"{member_id}'s withdrawal becoming pending")
     if confirm:
         appraisal = _appraisal(session, key, member_id)
         if appraisal.withdrawal_confirmed_at is not None:
-            raise Refused(f"{member_id}'s withdrawal is already confirmed; it awaits the upper committee")
+            raise Refused(zh=f"{member_id} 的脱党已经确认，待上级党委审批",
+                          en=f"{member_id}'s withdrawal is already confirmed; it awaits the upper committee")
         appraisal.withdrawal_confirmed_at, appraisal.withdrawal_confirmed_by = at, actor
         audit.log(
             session, campaign_key=key, member_id=member_id, branch_id=person.branch_id,
@@ -455,9 +482,11 @@ def withdrawal(
     ctx = context(session, key, at)
     results = {r.condition: r.ok for r in evaluate_member(session, ctx, member_id, edge)}
     if not results["pledge_application"]:
+        day = local_date(at, ctx_tz(session, key))
         raise Refused(
-            f"{member_id} has no written application (书面申请) dated on or before {local_date(at, ctx_tz(session, key))}: "
-            "record it first (campaign record import)"
+            zh=f"{member_id} 没有 {day} 或之前的书面申请：请先导入记录（campaign record import）",
+            en=f"{member_id} has no written application (书面申请) dated on or before {day}: "
+            "record it first (campaign record import)",
         )
     return step_member(session, key, member_id, "accept_late", Cause("accept_late", actor, reason), at, results)
 

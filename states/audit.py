@@ -276,7 +276,8 @@ def _previous(session: Session, key: bytes, lane: str | None) -> str:
     _lock(session, SWEEP_LOCK, sweep, shared=True)
     _lock(session, LANE_LOCK, lane)
     if _sweep_merged(session, sweep):
-        raise Refused(f"the sweep of audit lane {lane} was merged into the main chain already; nothing of this "
+        raise Refused(zh=f"审计通道 {lane} 所属的扫描已并入主链；本单元的结果均不保留（由该活动的下一次扫描办理）",
+                      en=f"the sweep of audit lane {lane} was merged into the main chain already; nothing of this "
                       "unit is kept (its campaign's next sweep does it)")
     found = session.scalar(select(AuditSeal.digest).where(AuditSeal.lane == lane).order_by(AuditSeal.id.desc()).limit(1))
     return found or lane_genesis(key, lane)
@@ -549,7 +550,8 @@ def reseal(session: Session, at: dt.datetime, key: bytes) -> Head | None:
     if verdict.broken is None:
         return verdict.head
     if not verdict.why or not verdict.why.startswith("sealed without a key, and no keyed seal follows"):
-        raise Refused(f"audit chain broken at block {verdict.broken}: {verdict.why}; nothing sealed")
+        raise Refused(zh=f"审计链在区块 {verdict.broken} 处断裂：{verdict.why}；未加封任何内容",
+                      en=f"audit chain broken at block {verdict.broken}: {verdict.why}; nothing sealed")
     previous = _previous(session, key, None)
     block = uuid.uuid4().hex
     at = as_utc(at)

@@ -8,15 +8,21 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from states.errors import NotFound, Unauthorized
+from states.labels import role_label
 from states.models import Person
 
 LEADERS = ("committee_secretary", "party_group_deputy", "party_group_secretary")
 
 
+def _role(person: Person) -> str:
+    """A person's role in the office's words, for a refusal in Chinese."""
+    return role_label(person.role, "zh-CN")
+
+
 def actor_person(session: Session, actor: str) -> Person:
     person = session.get(Person, actor)
     if person is None:
-        raise NotFound(f"--actor {actor!r} is not a person of the roster")
+        raise NotFound(zh=f"--actor {actor!r} 不是名册中的人员", en=f"--actor {actor!r} is not a person of the roster")
     return person
 
 
@@ -24,7 +30,8 @@ def may_change(session: Session, actor: str) -> Person:
     """Anyone on the roster but an inspector (who reads everything and changes nothing)."""
     person = actor_person(session, actor)
     if person.role == "inspector":
-        raise Unauthorized(f"{actor} is an inspector: inspectors read everything and change nothing")
+        raise Unauthorized(zh=f"{actor} 是督导组成员：督导组成员可查看一切，不作任何更改",
+                           en=f"{actor} is an inspector: inspectors read everything and change nothing")
     return person
 
 
@@ -36,22 +43,27 @@ def over_member(session: Session, actor: str, member: Person) -> Person:
     if person.role == "branch_secretary" and person.branch_id == member.branch_id:
         return person
     if person.role == "branch_secretary":
-        raise Unauthorized(f"{actor} is secretary of branch {person.branch_id}, not of {member.member_id}'s branch")
-    raise Unauthorized(f"{actor} ({person.role}) may not act on {member.member_id}")
+        raise Unauthorized(zh=f"{actor} 是党支部 {person.branch_id} 的书记，不是 {member.member_id} 所在支部的书记",
+                           en=f"{actor} is secretary of branch {person.branch_id}, not of {member.member_id}'s branch")
+    raise Unauthorized(zh=f"{actor}（{_role(person)}）无权对 {member.member_id} 办理",
+                       en=f"{actor} ({person.role}) may not act on {member.member_id}")
 
 
 def over_branch(session: Session, actor: str, branch_id: str) -> Person:
     person = may_change(session, actor)
     if person.role in LEADERS or (person.role == "branch_secretary" and person.branch_id == branch_id):
         return person
-    raise Unauthorized(f"{actor} ({person.role}) may not act on branch {branch_id}")
+    raise Unauthorized(zh=f"{actor}（{_role(person)}）无权对党支部 {branch_id} 办理",
+                       en=f"{actor} ({person.role}) may not act on branch {branch_id}")
 
 
-def leader(session: Session, actor: str, action: str) -> Person:
-    """approve, excellent and resolve: only the committee secretary and the party group's secretary or deputy."""
+def leader(session: Session, actor: str, *, zh: str, en: str) -> Person:
+    """approve, excellent and resolve (the act `zh`/`en`): only the committee secretary and the party group's
+    secretary or deputy."""
     person = may_change(session, actor)
     if person.role not in LEADERS:
-        raise Unauthorized(f"only the upper committee may {action}; {actor} is {person.role}")
+        raise Unauthorized(zh=f"只有上级党委可以{zh}；{actor} 是{_role(person)}",
+                           en=f"only the upper committee may {en}; {actor} is {person.role}")
     return person
 
 
@@ -84,12 +96,14 @@ def acting_roles(act: str) -> tuple[str, ...]:
 # -- imports are acts too --------------------------------------------------------------------------------------------
 
 
-def importer(session: Session, actor: str, what: str) -> Person:
-    """A roster import or a plan load: the committee secretary or the party group, as the roster stands now."""
+def importer(session: Session, actor: str, *, zh: str, en: str) -> Person:
+    """A roster import or a plan load (the act `zh`/`en`): the committee secretary or the party group, as the
+    roster stands now."""
     person = may_change(session, actor)
     if person.role not in LEADERS:
         raise Unauthorized(
-            f"only the committee secretary or the party group may {what}; {actor} is {person.role}"
+            zh=f"只有机关党委书记或党组可以{zh}；{actor} 是{_role(person)}",
+            en=f"only the committee secretary or the party group may {en}; {actor} is {person.role}",
         )
     return person
 
@@ -103,13 +117,15 @@ def first_roster(actor: str, role_in_file: str | None) -> None:
     be checked against a roster that does not exist yet)."""
     if role_in_file is None:
         raise Unauthorized(
-            f"the first roster must be imported by a person it names as committee secretary or party group; "
-            f"it does not name {actor}"
+            zh=f"首份名册须由其中列为机关党委书记或党组成员的人导入；名册中没有 {actor}",
+            en=f"the first roster must be imported by a person it names as committee secretary or party group; "
+            f"it does not name {actor}",
         )
     if role_in_file not in LEADERS:
         raise Unauthorized(
-            f"the first roster must be imported by a person it names as committee secretary or party group; "
-            f"it names {actor} as {role_in_file}"
+            zh=f"首份名册须由其中列为机关党委书记或党组成员的人导入；名册中 {actor} 是{role_label(role_in_file, 'zh-CN')}",
+            en=f"the first roster must be imported by a person it names as committee secretary or party group; "
+            f"it names {actor} as {role_in_file}",
         )
 
 
@@ -119,7 +135,8 @@ def evidence_importer(session: Session, actor: str) -> Person:
     if person.role in LEADERS or (person.role == "branch_secretary" and person.branch_id):
         return person
     raise Unauthorized(
-        f"{actor} ({person.role}) may not import records: the secretary of each row's branch or a leader may"
+        zh=f"{actor}（{_role(person)}）无权导入记录：须由每行所属党支部的书记或上级党委导入",
+        en=f"{actor} ({person.role}) may not import records: the secretary of each row's branch or a leader may",
     )
 
 

@@ -18,7 +18,7 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise BadInput(f"unknown timezone {name!r}") from exc
+        raise BadInput(zh=f"没有时区 {name!r}", en=f"unknown timezone {name!r}") from exc
 
 
 def parse_instant(
@@ -35,14 +35,15 @@ def parse_instant(
     try:
         value = dt.datetime.fromisoformat(text)
     except ValueError as exc:
-        raise BadInput(f"--at {text!r} is not an ISO 8601 time") from exc
+        raise BadInput(zh=f"--at {text!r} 不是 ISO 8601 时间（如 2024-05-01T09:00）", en=f"--at {text!r} is not an ISO 8601 time") from exc
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone(tz))
     value = value.astimezone(UTC)
     if not simulation and value > real + FUTURE_SKEW:
         raise Refused(
-            f"time {text} is later than now ({real:%Y-%m-%dT%H:%M}Z): a time ahead of the clock is accepted only in "
-            "simulation (CAMPAIGN_SIMULATION=1)"
+            zh=f"时间 {text} 晚于当前时间（{real:%Y-%m-%dT%H:%M}Z）：只有模拟运行（CAMPAIGN_SIMULATION=1）才接受将来的时间",
+            en=f"time {text} is later than now ({real:%Y-%m-%dT%H:%M}Z): a time ahead of the clock is accepted only in "
+            "simulation (CAMPAIGN_SIMULATION=1)",
         )
     return value
 

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from states import outbox
 from states.clock import as_utc
 from states.db import changed, insert_ignoring_duplicates
+from states.labels import DEFAULT_LOCALE, Locale
 from states.models import CodeUse
 
 DIGITS = 8
@@ -37,10 +38,12 @@ class Verdict(Enum):
     LOCKED = "locked"
 
 
-REFUSALS = {
-    Verdict.WRONG: "wrong one-time code for {person}",
-    Verdict.SPENT: "{person}'s one-time code for this decision has been used already",
-    Verdict.LOCKED: f"{{person}} is locked out of this decision after {MAX_FAILURES} wrong codes",
+REFUSALS: dict[Verdict, dict[Locale, str]] = {
+    Verdict.WRONG: {"zh-CN": "{person} 的一次性验证码不正确", "en": "wrong one-time code for {person}"},
+    Verdict.SPENT: {"zh-CN": "{person} 办理此项决定的一次性验证码已经用过",
+                    "en": "{person}'s one-time code for this decision has been used already"},
+    Verdict.LOCKED: {"zh-CN": f"{{person}} 已连续 {MAX_FAILURES} 次输错验证码，不能再办理此项决定",
+                     "en": f"{{person}} is locked out of this decision after {MAX_FAILURES} wrong codes"},
 }
 
 
@@ -110,9 +113,9 @@ def redeem(
     return Verdict.VERIFIED if spent == 1 else Verdict.SPENT
 
 
-def refusal(verdict: Verdict, person: str) -> str:
-    """The one line a refused code gets (never the code)."""
-    return REFUSALS[verdict].format(person=person)
+def refusal(verdict: Verdict, person: str, locale: Locale = DEFAULT_LOCALE) -> str:
+    """The one line a refused code gets (never the code), Chinese unless asked otherwise."""
+    return REFUSALS[verdict][locale].format(person=person)
 
 
 def queue_retry_code(

@@ -73,6 +73,12 @@ def canonical(header: str) -> str:
     return ENGLISH.get(text, text.lower())
 
 
+def chinese_header(name: str) -> str | None:
+    """A column's Chinese header, as the template writes it (the first file naming the column decides), or None
+    for a name no import file has (a plan's key)."""
+    return next((c.zh for columns in FILES.values() for c in columns if c.name == name), None)
+
+
 KNOWN: frozenset[str] = frozenset(c.name for columns in FILES.values() for c in columns)
 TITLE_ROWS = 10
 """How many rows above the header a sheet may hold (a title such as 省外办党员花名册, a date, a blank row)."""

@@ -34,7 +34,9 @@ def absolute_url(url: str) -> str:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # a new database's folder is private
         except OSError as exc:
             # The URL is well formed; the machine cannot hold the file there (a file in the way, no permission).
-            raise EnvironmentFailed(f"cannot create the database's folder {path.parent}: {exc.strerror or exc}") from exc
+            why = exc.strerror or exc
+            raise EnvironmentFailed(zh=f"无法创建数据库所在文件夹 {path.parent}：{why}",
+                                    en=f"cannot create the database's folder {path.parent}: {why}") from exc
         parsed = parsed.set(database=str(path))
     return parsed.render_as_string(hide_password=False)
 
@@ -51,7 +53,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     except EnvironmentFailed:
         raise
     except Exception as exc:  # noqa: BLE001 - any unparseable URL is the user's input
-        raise BadInput(f"CAMPAIGN_DATABASE_URL is not a database URL: {exc}") from exc
+        raise BadInput(zh=f"CAMPAIGN_DATABASE_URL 不是数据库地址：{exc}", en=f"CAMPAIGN_DATABASE_URL is not a database URL: {exc}") from exc
     if backend == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 60}, execution_options=ROWCOUNT, **kwargs)
         _sqlite_writers_wait(engine)
@@ -60,7 +62,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return create_engine(url, pool_pre_ping=True, execution_options=ROWCOUNT, **kwargs)
     except (NoSuchModuleError, ArgumentError, ImportError) as exc:
         # An unknown dialect or a driver that is not installed: the URL names a database this install cannot use.
-        raise BadInput(f"CAMPAIGN_DATABASE_URL names no database this installation can use ({backend}): {exc}") from exc
+        raise BadInput(zh=f"CAMPAIGN_DATABASE_URL 指定的数据库（{backend}）本安装无法使用：{exc}",
+                       en=f"CAMPAIGN_DATABASE_URL names no database this installation can use ({backend}): {exc}") from exc
 
 
 def _sqlite_writers_wait(engine: Engine) -> None:

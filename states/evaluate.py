@@ -38,7 +38,7 @@ def context(session: Session, key: str, at: dt.datetime, cutoff: dt.date | None 
     """The evaluation context of campaign `key` at instant `at` (evidence up to `cutoff`, default T's date)."""
     campaign = session.get(Campaign, key)
     if campaign is None:
-        raise NotFound(f"unknown campaign {key!r}")
+        raise NotFound(zh=f"没有活动 {key!r}", en=f"unknown campaign {key!r}")
     phases = session.scalars(select(Phase).where(Phase.campaign_key == key).order_by(Phase.seq)).all()
     return EvalContext(
         campaign_key=key,
@@ -195,7 +195,7 @@ def evaluate_member(session: Session, ctx: EvalContext, member_id: str, edge: Tr
     query = member_rows(row, ctx, names, of_members([member_id])).add_columns(*figures("member", names, ctx, row))
     mapping = session.execute(query).mappings().first()
     if mapping is None:
-        raise NotFound(f"member {member_id!r} takes no part in campaign {ctx.campaign_key!r}")
+        raise NotFound(zh=f"党员 {member_id!r} 未参加活动 {ctx.campaign_key!r}", en=f"member {member_id!r} takes no part in campaign {ctx.campaign_key!r}")
     return edge_results(mapping, edge)
 
 
@@ -212,7 +212,7 @@ def evaluate_branch(session: Session, ctx: EvalContext, branch_id: str, edge: Tr
     query = branch_rows(row, ctx, names, branches_of([branch_id])).add_columns(*figures("branch", names, ctx, row))
     mapping = session.execute(query).mappings().first()
     if mapping is None:
-        raise NotFound(f"branch {branch_id!r} takes no part in campaign {ctx.campaign_key!r}")
+        raise NotFound(zh=f"党支部 {branch_id!r} 未参加活动 {ctx.campaign_key!r}", en=f"branch {branch_id!r} takes no part in campaign {ctx.campaign_key!r}")
     return results_from(mapping, names)
 
 

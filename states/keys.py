@@ -29,9 +29,9 @@ def secret_key(settings: Settings, name: str) -> bytes:
         try:
             key = bytes.fromhex(given.strip())
         except ValueError:
-            raise KeyUnavailable(f"{variable} is not hexadecimal") from None
+            raise KeyUnavailable(zh=f"{variable} 不是十六进制", en=f"{variable} is not hexadecimal") from None
         if len(key) < KEY_BYTES:
-            raise KeyUnavailable(f"{variable} is shorter than {KEY_BYTES} bytes")
+            raise KeyUnavailable(zh=f"{variable} 短于 {KEY_BYTES} 字节", en=f"{variable} is shorter than {KEY_BYTES} bytes")
         return key
     path = Path(settings.key_dir) / f"{name}.key"
     try:
@@ -47,7 +47,7 @@ def secret_key(settings: Settings, name: str) -> bytes:
                 out.flush()
                 os.fsync(out.fileno())
     except (OSError, ValueError) as exc:
-        raise KeyUnavailable(f"key {name!r} unavailable at {path}: {exc}") from None
+        raise KeyUnavailable(zh=f"无法在 {path} 读取或创建密钥 {name!r}：{exc}", en=f"key {name!r} unavailable at {path}: {exc}") from None
     if len(key) < KEY_BYTES:
-        raise KeyUnavailable(f"key file {path} holds fewer than {KEY_BYTES} bytes")
+        raise KeyUnavailable(zh=f"密钥文件 {path} 不足 {KEY_BYTES} 字节", en=f"key file {path} holds fewer than {KEY_BYTES} bytes")
     return key

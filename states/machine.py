@@ -9,6 +9,7 @@ from typing import Any
 from transitions import Machine, MachineError
 
 from states.errors import InvalidTransition
+from states.labels import state_label
 
 PHASES: tuple[str, ...] = ("study", "analysis", "rectification", "consolidation", "pledge")
 MAIN_PATH: tuple[str, ...] = ("enrolled", *PHASES, "completed")
@@ -104,11 +105,14 @@ class StrictMachine:
     def fire(self, subject: Subject, trigger: str) -> bool:
         """Try `trigger` on `subject`; True when it moved. Raises InvalidTransition when not allowed from its state."""
         if not self.allowed(trigger, subject.state):
-            raise InvalidTransition(f"{self.name}: '{trigger}' is not possible from '{subject.state}'")
+            raise InvalidTransition(
+                zh=f"{self.name}：处于{state_label(subject.state, 'zh-CN')}时不能办理 '{trigger}'",
+                en=f"{self.name}: '{trigger}' is not possible from '{subject.state}'",
+            )
         self._machine.add_model(subject, initial=subject.state)
         try:
             return bool(getattr(subject, trigger)())
         except MachineError as exc:  # pragma: no cover - allowed() checked it
-            raise InvalidTransition(str(exc)) from exc
+            raise InvalidTransition(zh=f"{self.name}：状态机拒绝 '{trigger}'（{exc}）", en=str(exc)) from exc
         finally:
             self._machine.remove_model(subject)

@@ -17,28 +17,35 @@ from states.db import changed
 from states.engine import Cause, move_branches, move_members
 from states.errors import ConditionsUnmet, NotFound, Refused, Unauthorized
 from states.evaluate import branches_of, context, of_branch_ids, of_members
+from states.labels import cause_label, role_label, state_label
 from states.machine import PHASES, Subject
 from states.models import BranchProgress, MemberProgress, Person
 from states.status import member_view, passed_phases
 from states.sweep import _enter_phase_notices, fired, invite_to_oath
 
 
-def not_before(at: dt.datetime, grounds: dt.datetime | None, what: str) -> None:
-    """A decision cannot predate what it decides on (an approval its ballot, a resolution its objection, an action
-    the subject's last change): refused with one line, in simulated time as in real time."""
+def not_before(at: dt.datetime, grounds: dt.datetime | None, *, zh: str, en: str) -> None:
+    """A decision cannot predate what it decides on (`zh`/`en`: an approval its ballot, a resolution its objection,
+    an action the subject's last change): refused with one line, in simulated time as in real time."""
     if grounds is not None and as_utc(at) < as_utc(grounds):
+        decided, earlier = as_utc(at).isoformat(), as_utc(grounds).isoformat()
         raise Refused(
-            f"a decision at {as_utc(at).isoformat()} cannot predate {what} at {as_utc(grounds).isoformat()}"
+            zh=f"决定时间 {decided} 不能早于{zh}（{earlier}）",
+            en=f"a decision at {decided} cannot predate {en} at {earlier}",
         )
+
+
+def _state(name: str) -> str:
+    return state_label(name, "zh-CN")
 
 
 def member_of(session: Session, key: str, member_id: str) -> tuple[Person, MemberProgress]:
     person = session.get(Person, member_id)
     if person is None:
-        raise NotFound(f"unknown member {member_id!r}")
+        raise NotFound(zh=f"没有党员 {member_id!r}", en=f"unknown member {member_id!r}")
     progress = session.get(MemberProgress, (key, member_id))
     if progress is None:
-        raise NotFound(f"member {member_id!r} takes no part in campaign {key!r}")
+        raise NotFound(zh=f"党员 {member_id!r} 未参加活动 {key!r}", en=f"member {member_id!r} takes no part in campaign {key!r}")
     return person, progress
 
 
@@ -53,11 +60,15 @@ def step_member(
 ) -> str:
     """Fire one trigger on one member through the Machine; compare-and-set the row; log it. Returns the new state."""
     _person, progress = member_of(session, key, member_id)
-    not_before(at, progress.state_since, f"{member_id}'s last change ({progress.state})")
+    not_before(at, progress.state_since, zh=f"{member_id} 上一次变动（{_state(progress.state)}）",
+               en=f"{member_id}'s last change ({progress.state})")
     subject = Subject(progress.state, results or {}, prior=progress.prior_state)
     before, version = progress.state, progress.version
     if not member_machine.machine().fire(subject, trigger):
-        raise ConditionsUnmet(f"{member_id}: '{trigger}' is refused from '{before}': its conditions do not hold")
+        raise ConditionsUnmet(
+            zh=f"{member_id}：处于{_state(before)}，条件不满足，不能{cause_label(cause.cause, 'zh-CN')}",
+            en=f"{member_id}: '{trigger}' is refused from '{before}': its conditions do not hold",
+        )
     values: dict[str, Any] = {"state": subject.state, "state_since": at, "version": version + 1}
     if subject.state in ("exempt", "referred"):
         values["prior_state"] = before
@@ -75,7 +86,8 @@ def step_member(
         .execution_options(synchronize_session=False)
     ))
     if not moved:
-        raise Refused(f"{member_id} changed while this action ran; look again and retry")
+        raise Refused(zh=f"{member_id} 在办理期间已被他人更改：请查看后重试",
+                      en=f"{member_id} changed while this action ran; look again and retry")
     session.expire(progress)
     audit.log(
         session, campaign_key=key, member_id=member_id, branch_id=_person.branch_id, from_state=before,
@@ -90,9 +102,11 @@ def exempt(session: Session, key: str, member_id: str, actor: str, reason: str, 
     authority.over_member(session, actor, person)
     trigger = "unexempt" if undo else "exempt"
     if undo and progress.state != "exempt":
-        raise Refused(f"{member_id} is not exempt (it is in {progress.state})")
+        raise Refused(zh=f"{member_id} 未被免予参加（当前处于{_state(progress.state)}）",
+                      en=f"{member_id} is not exempt (it is in {progress.state})")
     if not undo and progress.state not in member_machine.ACTIVE:
-        raise Refused(f"{member_id} is in {progress.state}: it cannot be exempted")
+        raise Refused(zh=f"{member_id} 处于{_state(progress.state)}，不能免予参加",
+                      en=f"{member_id} is in {progress.state}: it cannot be exempted")
     return step_member(session, key, member_id, trigger, Cause("exempt_undo" if undo else "exempt", actor, reason), at)
 
 
@@ -100,7 +114,8 @@ def refer(session: Session, key: str, member_id: str, actor: str, reason: str, a
     person, progress = member_of(session, key, member_id)
     authority.over_member(session, actor, person)
     if progress.state not in member_machine.ACTIVE:
-        raise Refused(f"{member_id} is in {progress.state}: it cannot be referred")
+        raise Refused(zh=f"{member_id} 处于{_state(progress.state)}，不能移交处理",
+                      en=f"{member_id} is in {progress.state}: it cannot be referred")
     return step_member(session, key, member_id, "refer", Cause("refer", actor, reason), at)
 
 
@@ -108,7 +123,8 @@ def resume(session: Session, key: str, member_id: str, actor: str, reason: str, 
     person, progress = member_of(session, key, member_id)
     authority.over_member(session, actor, person)
     if progress.state != "referred":
-        raise Refused(f"{member_id} is not referred (it is in {progress.state})")
+        raise Refused(zh=f"{member_id} 未被移交处理（当前处于{_state(progress.state)}）",
+                      en=f"{member_id} is not referred (it is in {progress.state})")
     return step_member(session, key, member_id, "resume", Cause("resume", actor, reason), at)
 
 
@@ -169,16 +185,20 @@ def retry(
         elif person.role == "branch_secretary" and person.branch_id:
             branches = [person.branch_id]
         else:
-            raise Unauthorized(f"{actor} ({person.role}) may not retry every stuck member: a branch secretary or a leader may")
+            raise Unauthorized(
+                zh=f"{actor}（{role_label(person.role, 'zh-CN')}）无权重新检查全部滞留党员：须由党支部书记或上级党委办理",
+                en=f"{actor} ({person.role}) may not retry every stuck member: a branch secretary or a leader may",
+            )
     for branch_id in branches or []:
         if session.get(BranchProgress, (key, branch_id)) is None:
-            raise NotFound(f"branch {branch_id!r} takes no part in campaign {key!r}")
+            raise NotFound(zh=f"党支部 {branch_id!r} 未参加活动 {key!r}", en=f"branch {branch_id!r} takes no part in campaign {key!r}")
         authority.over_branch(session, actor, branch_id)
     before: dict[str, str] = {}
     for member_id in members or []:
         target, progress = member_of(session, key, member_id)
         authority.over_member(session, actor, target)
-        not_before(at, progress.state_since, f"{member_id}'s last change ({progress.state})")
+        not_before(at, progress.state_since, zh=f"{member_id} 上一次变动（{_state(progress.state)}）",
+               en=f"{member_id}'s last change ({progress.state})")
         before[member_id] = progress.state
     if branches:
         # One aggregate over the scope: a retry at T cannot move anyone whose last change is later than T.
@@ -195,7 +215,7 @@ def retry(
             key=as_utc,
             default=None,
         )
-        not_before(at, latest, "the last change in the branches it covers")
+        not_before(at, latest, zh="所涉党支部的最近一次变动", en="the last change in the branches it covers")
     cause = Cause("retry", actor, reason, flow_run_id)
     if members:
         result.moved_members, _ = advance_scope(session, key, at, cause, members, None)

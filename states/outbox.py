@@ -42,10 +42,10 @@ def notice_key(recipient_id: str, event: str, campaign: str, subject: str, occas
 
 def validate(event: str, context: dict[str, Any]) -> None:
     if event not in EVENTS:
-        raise InvalidNotice(f"unknown notice event {event!r}")
+        raise InvalidNotice(zh=f"没有通知事件 {event!r}", en=f"unknown notice event {event!r}")
     missing = [f for f in EVENTS[event] if f not in context]
     if missing:
-        raise InvalidNotice(f"notice {event} lacks {', '.join(missing)}")
+        raise InvalidNotice(zh=f"通知 {event} 缺少 {'、'.join(missing)}", en=f"notice {event} lacks {', '.join(missing)}")
 
 
 def queue(

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from states import audit, authority, facts
 from states.clock import as_utc, day_start, deadline_of, zone
 from states.errors import CampaignError, MalformedFile, Refused
+from states.labels import phase_label
 from states.machine import PHASES
 from states.models import Campaign, FiredDeadline, Phase
 from states.roster import enrol_newcomers
@@ -124,28 +125,32 @@ def read_plan(path: Path | str) -> tuple[Plan, str]:
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
-        raise MalformedFile(name, None, None, f"cannot read: {exc.strerror or exc}") from exc
+        why = exc.strerror or exc
+        raise MalformedFile(name, None, None, zh=f"无法读取：{why}", en=f"cannot read: {why}") from exc
     try:
         data = yaml.safe_load(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
-        raise MalformedFile(name, None, None, "is not UTF-8 text") from None
+        raise MalformedFile(name, None, None, zh="不是 UTF-8 文本", en="is not UTF-8 text") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         column = str(mark.column + 1) if mark is not None else None
-        raise MalformedFile(name, line, column, f"is not valid YAML: {_one_line(getattr(exc, 'problem', None) or exc)}") from None
+        why = _one_line(getattr(exc, "problem", None) or exc)
+        raise MalformedFile(name, line, column, zh=f"不是有效的 YAML：{why}", en=f"is not valid YAML: {why}") from None
     except RecursionError:
-        raise MalformedFile(name, None, None, "is not valid YAML: nested too deeply") from None
+        raise MalformedFile(name, None, None, zh="不是有效的 YAML：嵌套过深", en="is not valid YAML: nested too deeply") from None
     if not isinstance(data, dict):
-        raise MalformedFile(name, None, None, "is not a plan (a mapping with key, title, phases …)")
+        raise MalformedFile(name, None, None, zh="不是活动方案（应为含 key、title、phases 等键的映射）",
+                            en="is not a plan (a mapping with key, title, phases …)")
     try:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(p) for p in error["loc"]) or None
-        raise MalformedFile(name, None, where, _one_line(error["msg"])) from None
+        why = _one_line(error["msg"])
+        raise MalformedFile(name, None, where, zh=f"方案内容有误：{why}", en=why) from None
     except (RecursionError, TypeError, ValueError, OverflowError) as exc:
-        raise MalformedFile(name, None, None, f"is not a valid plan: {_one_line(exc)}") from None
+        raise MalformedFile(name, None, None, zh=f"不是有效的活动方案：{_one_line(exc)}", en=f"is not a valid plan: {_one_line(exc)}") from None
     return plan, hashlib.sha256(raw).hexdigest()
 
 
@@ -191,7 +196,7 @@ def _refuse_fired(session: Session, campaign: Campaign, phases: dict[str, Phase]
     """A phase whose deadline has fired keeps its window (and the start, once fired, its instant): what fired was
     decided on them. Compared as instants, so a changed timezone that would move them is refused too."""
     fired = set(session.scalars(select(FiredDeadline.name).where(FiredDeadline.campaign_key == campaign.key)))
-    refused: list[str] = []
+    refused: list[tuple[str, str]] = []
     for window in plan.phases:
         phase = phases.get(window.name)
         if phase is None:
@@ -206,25 +211,33 @@ def _refuse_fired(session: Session, campaign: Campaign, phases: dict[str, Phase]
             start_fired = part == "start" and phase.seq == 0 and START in fired
             if window.name not in fired and not start_fired:
                 continue
-            what = "its deadline" if window.name in fired else "the campaign's start"
+            own = window.name in fired
+            what_en = "its deadline" if own else "the campaign's start"
             change = f"{was} → {becomes}" if was != becomes else f"{_plain(as_utc(was_at))} → {_plain(becomes_at)}"
-            refused.append(f"phase {window.name}: {what} has fired, {window.name}.{part} cannot change ({change})")
+            refused.append((
+                f"{phase_label(window.name, 'zh-CN')}阶段：{'本阶段截止' if own else '活动开始'}已触发，"
+                f"{window.name}.{part} 不能再改（{change}）",
+                f"phase {window.name}: {what_en} has fired, "
+                f"{window.name}.{part} cannot change ({change})",
+            ))
     for name, phase_name in PHASE_THRESHOLDS.items():
         was, becomes = getattr(campaign, name), getattr(plan.thresholds, name)
         if phase_name in fired and was != becomes:
-            refused.append(
-                f"phase {phase_name}: its deadline has fired, thresholds.{name} cannot change "
-                f"({_plain(was)} → {_plain(becomes)})"
-            )
+            change = f"{_plain(was)} → {_plain(becomes)}"
+            refused.append((
+                f"{phase_label(phase_name, 'zh-CN')}阶段：本阶段截止已触发，thresholds.{name} 不能再改（{change}）",
+                f"phase {phase_name}: its deadline has fired, thresholds.{name} cannot change ({change})",
+            ))
     if refused:
-        raise Refused(f"plan {campaign.key}: " + "; ".join(refused))
+        raise Refused(zh=f"方案 {campaign.key}：" + "；".join(zh for zh, _en in refused),
+                      en=f"plan {campaign.key}: " + "; ".join(en for _zh, en in refused))
 
 
 def load_plan(session: Session, plan: Plan, actor: str, at: dt.datetime) -> Campaign:
     """Create or update the campaign; deadlines not yet fired may move, a phase whose deadline has fired may not
     change (Refused, naming it); each change is one log entry; participants get their progress rows.
     An act with authority: the committee secretary or the party group only."""
-    authority.importer(session, actor, "load a plan")
+    authority.importer(session, actor, zh="载入方案", en="load a plan")
     fraction = plan.thresholds.excellent_max_fraction
     values = {
         "title": plan.title,

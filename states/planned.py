@@ -51,7 +51,10 @@ def group(session: Session, key: str, sweep_id: str, deadline: str, number: int)
         .order_by(PlannedChunk.lo)
     ).all()
     if not rows:
-        raise NotFound(f"no sweep of {key!r} planned group {number} of deadline {deadline!r} in sweep {sweep_id!r}")
+        raise NotFound(
+            zh=f"扫描 {sweep_id!r} 中没有为活动 {key!r} 截止 {deadline!r} 规划的第 {number} 组",
+            en=f"no sweep of {key!r} planned group {number} of deadline {deadline!r} in sweep {sweep_id!r}",
+        )
     (found,) = [d for d in deadlines(session, key) if d.name == deadline]
     return SweepPlan(key, rows[0].at, [found], [(r.lo, r.hi) for r in rows], sweep_id=sweep_id)
 

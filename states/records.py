@@ -77,27 +77,32 @@ def _value(source: Source, line: int, kind: str, value: str, branch_size: int | 
         return number(source, line, "value", value, 0.0, 24.0)  # hours of one sitting
     if kind == "study_check":
         if value not in ("pass", "fail"):
-            raise MalformedFile(source.path, line, "value", f"study_check is 'pass' or 'fail', not {value!r}")
+            raise MalformedFile(source.path, line, "value", zh=f"{KIND_LABELS['study_check']['zh-CN']}只能是 通过 或 未通过，不是 {value!r}",
+                                en=f"study_check is 'pass' or 'fail', not {value!r}")
         return None
     if kind == "satisfaction_evaluation":
         return number(source, line, "value", value, 0.0, 100.0)
     if kind == "opinions_solicited":
         count = number(source, line, "value", value, 0, 10_000_000)
         if not count.is_integer():
-            raise MalformedFile(source.path, line, "value", f"{value!r} is not a whole count")
+            raise MalformedFile(source.path, line, "value", zh=f"{value!r} 不是整数", en=f"{value!r} is not a whole count")
         return count
     if kind in MEETINGS and value != "":
         signed = number(source, line, "value", value, 0, 10_000_000)
         if not signed.is_integer():
-            raise MalformedFile(source.path, line, "value", f"{value!r} is not a whole number signed in")
+            raise MalformedFile(source.path, line, "value", zh=f"{value!r} 不是签到人数（整数）",
+                                en=f"{value!r} is not a whole number signed in")
         if branch_size is not None and signed > branch_size:
-            raise MalformedFile(
-                source.path, line, "value", f"{int(signed)} signed in, but the branch has {branch_size} participants"
-            )
+            raise _crowded(source, line, int(signed), branch_size)
         return signed
     if len(value) > 2000:
-        raise MalformedFile(source.path, line, "value", "is longer than 2000 characters")
+        raise MalformedFile(source.path, line, "value", zh="超过 2000 个字符", en="is longer than 2000 characters")
     return None
+
+
+def _crowded(source: Source, line: int, signed: int, branch_size: int) -> MalformedFile:
+    return MalformedFile(source.path, line, "value", zh=f"签到 {signed} 人，但该党支部只有 {branch_size} 名参加人员",
+                         en=f"{signed} signed in, but the branch has {branch_size} participants")
 
 
 STAGE = "evidence_stage"
@@ -133,17 +138,20 @@ def _staged(source: Source, deferred: list[MalformedFile]) -> Iterator[tuple[Any
         if kind not in KINDS:
             kind = KIND_CODES.get(kind, kind)  # the organisation's own word for it
             if kind not in KINDS:
-                raise MalformedFile(source.path, line, "kind", f"unknown kind {kind!r}; the kinds: {KIND_LIST}")
+                raise MalformedFile(source.path, line, "kind", zh=f"没有类别 {kind!r}；可用的类别：{KIND_LIST}",
+                                    en=f"unknown kind {kind!r}; the kinds: {KIND_LIST}")
         if kind == "study_check" and value in STUDY_CHECK_CODES:
             value = STUDY_CHECK_CODES[value]
         if kind in MEMBER_KIND_SET:
             if not member_id:
-                raise MalformedFile(source.path, line, "member_id", f"{kind} is a member's record: member_id is required")
+                raise MalformedFile(source.path, line, "member_id", zh=f"{KIND_LABELS[kind]['zh-CN']}是党员的记录：须填人员编号",
+                                    en=f"{kind} is a member's record: member_id is required")
             if member_id != last_member:
                 check_id(source, line, "member_id", member_id)
                 last_member = member_id
         elif member_id:
-            raise MalformedFile(source.path, line, "member_id", f"{kind} is a branch's record: leave member_id empty")
+            raise MalformedFile(source.path, line, "member_id", zh=f"{KIND_LABELS[kind]['zh-CN']}是党支部的记录：人员编号须留空",
+                                en=f"{kind} is a branch's record: leave member_id empty")
         if branch_id not in ids:
             check_id(source, line, "branch_id", branch_id)
             if len(ids) < 1_000_000:
@@ -153,12 +161,13 @@ def _staged(source: Source, deferred: list[MalformedFile]) -> Iterator[tuple[Any
             try:
                 parsed = parse_date(text)
             except ValueError:
-                raise MalformedFile(source.path, line, "date", f"{text!r} is not a date (YYYY-MM-DD, YYYY/M/D or YYYY年M月D日)") from None
+                raise MalformedFile(source.path, line, "date", zh=f"{text!r} 不是日期（YYYY-MM-DD、YYYY/M/D 或 YYYY年M月D日）",
+                                    en=f"{text!r} is not a date (YYYY-MM-DD, YYYY/M/D or YYYY年M月D日)") from None
             if not EARLIEST <= parsed <= LATEST:
-                raise MalformedFile(source.path, line, "date", f"{text} is not a plausible date")
+                raise MalformedFile(source.path, line, "date", zh=f"{text} 不是合理的日期", en=f"{text} is not a plausible date")
             date = dates[text] = parsed.isoformat()
         if ref and len(ref) > 200:
-            raise MalformedFile(source.path, line, "ref", "is longer than 200 characters")
+            raise MalformedFile(source.path, line, "ref", zh="超过 200 个字符", en="is longer than 200 characters")
         num: float | None = None
         if not deferred:
             if kind in HOURS:
@@ -212,9 +221,7 @@ def _first_misfit(session: Session, source: Source, stage: Table, deferred: list
         .limit(1)
     ).first()
     if crowded is not None:
-        signed, branch_size = crowded[1], crowded[2]
-        message = f"{int(signed)} signed in, but the branch has {branch_size} participants"
-        found.append((crowded[0], 3, MalformedFile(source.path, crowded[0], "value", message)))
+        found.append((crowded[0], 3, _crowded(source, crowded[0], int(crowded[1]), crowded[2])))
     twice = session.scalar(
         select(func.count()).select_from(
             select(s.ref).where(s.ref.is_not(None)).group_by(s.ref).having(func.count() > 1).limit(1).subquery()
@@ -226,8 +233,8 @@ def _first_misfit(session: Session, source: Source, stage: Table, deferred: list
         again = session.execute(
             select(s.line, s.ref, first).where(s.ref.is_not(None), s.line > first).order_by(s.line).limit(1)
         ).one()
-        message = f"ref {again[1]!r} is already on line {again[2]}"
-        found.append((again[0], 4, MalformedFile(source.path, again[0], "ref", message)))
+        found.append((again[0], 4, MalformedFile(source.path, again[0], "ref", zh=f"来源编号 {again[1]!r} 已在第{again[2]}行出现",
+                                                 en=f"ref {again[1]!r} is already on line {again[2]}")))
     if not found:
         return
     line, _rank, error = min(found, key=lambda f: (f[0], f[1]))
@@ -235,10 +242,11 @@ def _first_misfit(session: Session, source: Source, stage: Table, deferred: list
         raise error
     member_id, branch_id = session.execute(select(s.member_id, s.branch_id).where(s.line == line)).one()
     if session.get(Branch, branch_id) is None:
-        raise MalformedFile(source.path, line, "branch_id", f"unknown branch {branch_id!r}")
+        raise MalformedFile(source.path, line, "branch_id", zh=f"没有党支部 {branch_id!r}", en=f"unknown branch {branch_id!r}")
     if session.get(Person, member_id) is None:
-        raise MalformedFile(source.path, line, "member_id", f"unknown member {member_id!r}")
-    raise MalformedFile(source.path, line, "branch_id", f"member {member_id} never belonged to branch {branch_id}")
+        raise MalformedFile(source.path, line, "member_id", zh=f"没有党员 {member_id!r}", en=f"unknown member {member_id!r}")
+    raise MalformedFile(source.path, line, "branch_id", zh=f"党员 {member_id} 从未属于党支部 {branch_id}",
+                        en=f"member {member_id} never belonged to branch {branch_id}")
 
 
 def import_records(session: Session, source: Source, actor: str, at: dt.datetime) -> RecordsResult:
@@ -275,8 +283,10 @@ def import_records(session: Session, source: Source, actor: str, at: dt.datetime
     foreign = authority.foreign_rows(importer, select(s.line, s.branch_id))
     if foreign is not None and (row := session.execute(foreign).first()) is not None:
         raise Unauthorized(
-            f"{source.path}, line {row[0]}: branch {row[1]} is not {actor}'s branch ({importer.branch_id}); "
-            "its secretary or a leader may import it"
+            zh=f"{source.path} 第{row[0]}行：党支部 {row[1]} 不是 {actor} 所在的党支部（{importer.branch_id}）；"
+            "须由该支部书记或上级党委导入",
+            en=f"{source.path}, line {row[0]}: branch {row[1]} is not {actor}'s branch ({importer.branch_id}); "
+            "its secretary or a leader may import it",
         )
     count = session.scalar(select(func.count()).select_from(stage)) or 0
     record = ImportRecord(kind="records", scope="", sha256=source.sha256, filename=source.path, rows=count, at=at, actor=actor)

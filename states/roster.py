@@ -65,32 +65,38 @@ def _checked(source: Source, branches: dict[str, dict[str, Any]], failed: list[M
             check_plain(source, line, row)
             member_id = check_id(source, line, "member_id", row["member_id"])
             if not row["name"] or len(row["name"]) > 200:
-                raise MalformedFile(source.path, line, "name", "a name is required (at most 200 characters)")
+                raise MalformedFile(source.path, line, "name", zh="须填姓名（不超过 200 个字符）",
+                                    en="a name is required (at most 200 characters)")
             role = ROLE_CODES.get(row["role"], row["role"])
             if role not in ROLES:
-                raise MalformedFile(source.path, line, "role", f"{role!r} is not one of {ROLE_LIST}")
+                raise MalformedFile(source.path, line, "role", zh=f"{role!r} 不是以下角色之一：{ROLE_LIST}",
+                                    en=f"{role!r} is not one of {ROLE_LIST}")
             if not row["unit"] or len(row["unit"]) > 200:
-                raise MalformedFile(source.path, line, "unit", "a unit is required (at most 200 characters)")
+                raise MalformedFile(source.path, line, "unit", zh="须填单位（不超过 200 个字符）",
+                                    en="a unit is required (at most 200 characters)")
             branch_id = row["branch_id"] or None
             if branch_id is None and role != "inspector":
-                raise MalformedFile(source.path, line, "branch_id", "everyone but an inspector belongs to a branch")
+                raise MalformedFile(source.path, line, "branch_id", zh="除督导组成员外，每人都须属于一个党支部",
+                                    en="everyone but an inspector belongs to a branch")
             if branch_id is not None:
                 check_id(source, line, "branch_id", branch_id)
                 if not row["branch_name"]:
-                    raise MalformedFile(source.path, line, "branch_name", "a branch needs a name")
+                    raise MalformedFile(source.path, line, "branch_name", zh="须填支部名称", en="a branch needs a name")
                 seen = branches.setdefault(
                     branch_id, {"branch_id": branch_id, "name": row["branch_name"], "unit": row["unit"], "line": line}
                 )
                 if seen["name"] != row["branch_name"]:
                     raise MalformedFile(
-                        source.path, line, "branch_name", f"branch {branch_id} is named {seen['name']!r} on line {seen['line']}"
+                        source.path, line, "branch_name", zh=f"党支部 {branch_id} 在第{seen['line']}行名为 {seen['name']!r}",
+                        en=f"branch {branch_id} is named {seen['name']!r} on line {seen['line']}",
                     )
             email = row["email"] or None
             if email is not None and ("@" not in email or any(c.isspace() for c in email) or len(email) > 320):
-                raise MalformedFile(source.path, line, "email", f"{email!r} is not an e-mail address")
+                raise MalformedFile(source.path, line, "email", zh=f"{email!r} 不是电子邮箱地址", en=f"{email!r} is not an e-mail address")
             locale = row.get("locale") or "zh-CN"
             if locale not in LOCALES:
-                raise MalformedFile(source.path, line, "locale", f"{locale!r} is not one of {', '.join(LOCALES)}")
+                raise MalformedFile(source.path, line, "locale", zh=f"{locale!r} 不是 {'、'.join(LOCALES)} 之一",
+                                    en=f"{locale!r} is not one of {', '.join(LOCALES)}")
             yield line, member_id, row["name"], branch_id, row["unit"], role, email, locale
     except MalformedFile as exc:
         failed.append(exc)
@@ -139,7 +145,8 @@ def _stage_roster(session: Session, source: Source) -> tuple[Table, dict[str, di
             .limit(1)
         ).first()
         if bad is not None and (not failed or bad[0] < (failed[0].line or 0)):
-            raise MalformedFile(source.path, bad[0], "member_id", f"{bad[1]} appears twice with different values")
+            raise MalformedFile(source.path, bad[0], "member_id", zh=f"{bad[1]} 出现两次，内容不同",
+                                en=f"{bad[1]} appears twice with different values")
     if failed:
         raise failed[0]
     return table, branches
@@ -176,7 +183,7 @@ def import_roster(session: Session, source: Source, actor: str, at: dt.datetime)
     An act with authority: by a leader as the roster stands, or, into an empty database, by one the file names."""
     empty = authority.roster_is_empty(session)
     if not empty:
-        authority.importer(session, actor, "import a roster")
+        authority.importer(session, actor, zh="导入名册", en="import a roster")
     table, branches = _stage_roster(session, source)
     if empty:
         s = table.c

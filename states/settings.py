@@ -52,4 +52,5 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         error = exc.errors()[0]
         name = "CAMPAIGN_" + "_".join(str(p) for p in error["loc"]).upper()
-        raise BadInput(f"{name}: {' '.join(str(error['msg']).split())}") from None
+        why = " ".join(str(error["msg"]).split())
+        raise BadInput(zh=f"环境变量 {name} 的值有误：{why}", en=f"{name}: {why}") from None

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from states.columns import canonical
+from states.columns import canonical, chinese_header
 from states.errors import MalformedFile
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
@@ -50,16 +50,26 @@ def checked(source: Source, required: tuple[str, ...], optional: tuple[str, ...]
     names = _names(source, required, optional)
     missing = [c for c in required if c not in names]
     if missing:
-        unused = [_shown(h, i) for i, (h, n) in enumerate(zip(source.header, names, strict=True)) if not n]
-        message = f"header lacks column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}"
-        if unused:
-            message += f"; not columns of this file: {', '.join(map(repr, unused))}"
-        message += f" (its columns: {', '.join((*required, *optional))}; docs/formats.md)"
-        raise MalformedFile(source.path, source.header_line, None, message)
-    twice = sorted(n for n, count in Counter(names).items() if n and count > 1)
+        unused = ", ".join(map(repr, (_shown(h, i) for i, (h, n) in enumerate(zip(source.header, names, strict=True)) if not n)))
+        lacks = ", ".join(map(repr, missing))
+        own = (*required, *optional)
+        zh = f"表头缺少列 {'、'.join(_both(c) for c in missing)}" + (f"；不属于本文件的列：{unused}" if unused else "")
+        en = f"header lacks column{'s' if len(missing) > 1 else ''} {lacks}" + (f"; not columns of this file: {unused}" if unused else "")
+        raise MalformedFile(
+            source.path, source.header_line, None,
+            zh=f"{zh}（本文件的列：{'、'.join(_both(c) for c in own)}；见 docs/formats.md）",
+            en=f"{en} (its columns: {', '.join(own)}; docs/formats.md)",
+        )
+    twice = ", ".join(map(repr, sorted(n for n, count in Counter(names).items() if n and count > 1)))
     if twice:
-        raise MalformedFile(source.path, source.header_line, None, f"column {', '.join(map(repr, twice))} is named twice")
+        raise MalformedFile(source.path, source.header_line, None, zh=f"列 {twice} 出现了两次", en=f"column {twice} is named twice")
     return names
+
+
+def _both(column: str) -> str:
+    """A column by its Chinese header and its English name: `人员编号 (member_id)`."""
+    zh = chinese_header(column)
+    return f"{zh} ({column})" if zh else column
 
 
 def ignored(source: Source, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> list[str]:
@@ -93,7 +103,7 @@ def located(source: Source, required: tuple[str, ...], optional: tuple[str, ...]
         if source.sheet is None and (header is None or header == exc.column):
             raise
         raise MalformedFile(
-            exc.path, exc.line, exc.column, exc.reason, sheet=source.sheet, header=header,
+            exc.path, exc.line, exc.column, zh=exc.why_zh, en=exc.why_en, sheet=source.sheet, header=header,
             letter=column_letter(index) if index is not None and source.sheet is not None else None,
         ) from None
 
@@ -109,7 +119,8 @@ def rows(
 
 def check_id(source: Source, line: int, column: str, value: str) -> str:
     if not ID_PATTERN.match(value):
-        raise MalformedFile(source.path, line, column, f"{value!r} is not an id (letters, digits, _ . -)")
+        raise MalformedFile(source.path, line, column, zh=f"{value!r} 不是编号（字母、数字、_ . -）",
+                            en=f"{value!r} is not an id (letters, digits, _ . -)")
     return value
 
 
@@ -118,9 +129,10 @@ def number(source: Source, line: int, column: str, value: str, low: float, high:
     try:
         parsed = float(value)
     except ValueError:
-        raise MalformedFile(source.path, line, column, f"{value!r} is not a number") from None
+        raise MalformedFile(source.path, line, column, zh=f"{value!r} 不是数字", en=f"{value!r} is not a number") from None
     if not math.isfinite(parsed) or not low <= parsed <= high:
-        raise MalformedFile(source.path, line, column, f"{value!r} is outside {low:g}..{high:g}")
+        raise MalformedFile(source.path, line, column, zh=f"{value!r} 不在 {low:g}～{high:g} 之间",
+                            en=f"{value!r} is outside {low:g}..{high:g}")
     return parsed
 
 
@@ -136,6 +148,6 @@ def check_plain(source: Source, line: int, row: dict[str, str]) -> None:
     for column, value in row.items():
         found = CONTROL.search(value)
         if found:
-            raise MalformedFile(
-                source.path, line, column, f"contains a control character (U+{ord(found.group()):04X}); text only"
-            )
+            code = f"U+{ord(found.group()):04X}"
+            raise MalformedFile(source.path, line, column, zh=f"含有控制字符（{code}）：只能是文字",
+                                en=f"contains a control character ({code}); text only")

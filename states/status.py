@@ -22,7 +22,7 @@ from states.models import Appraisal, BranchProgress, Campaign, Evidence, MemberP
 def phases(session: Session, key: str) -> list[Phase]:
     found = list(session.scalars(select(Phase).where(Phase.campaign_key == key).order_by(Phase.seq)))
     if not found:
-        raise NotFound(f"unknown campaign {key!r}")
+        raise NotFound(zh=f"没有活动 {key!r}", en=f"unknown campaign {key!r}")
     return found
 
 
@@ -45,7 +45,7 @@ def passed_phases(session: Session, key: str, at: dt.datetime) -> list[str]:
 def summary(session: Session, key: str, at: dt.datetime) -> dict[str, Any]:
     """`status CAMPAIGN --json`: counts per state and the stuck, participants only."""
     if session.get(Campaign, key) is None:
-        raise NotFound(f"unknown campaign {key!r}")
+        raise NotFound(zh=f"没有活动 {key!r}", en=f"unknown campaign {key!r}")
     passed = passed_phases(session, key, at)
     members = dict(
         session.execute(
@@ -106,9 +106,9 @@ def member_view(session: Session, key: str, member_id: str, at: dt.datetime) -> 
     progress = session.get(MemberProgress, (key, member_id))
     person = session.get(Person, member_id)
     if person is None:
-        raise NotFound(f"unknown member {member_id!r}")
+        raise NotFound(zh=f"没有党员 {member_id!r}", en=f"unknown member {member_id!r}")
     if progress is None:
-        raise NotFound(f"member {member_id!r} takes no part in campaign {key!r}")
+        raise NotFound(zh=f"党员 {member_id!r} 未参加活动 {key!r}", en=f"member {member_id!r} takes no part in campaign {key!r}")
     ctx = context(session, key, at)
     passed = passed_phases(session, key, at)
     view: dict[str, Any] = {
@@ -158,7 +158,7 @@ def member_view(session: Session, key: str, member_id: str, at: dt.datetime) -> 
 def branch_view(session: Session, key: str, branch_id: str, at: dt.datetime) -> dict[str, Any]:
     progress = session.get(BranchProgress, (key, branch_id))
     if progress is None:
-        raise NotFound(f"branch {branch_id!r} takes no part in campaign {key!r}")
+        raise NotFound(zh=f"党支部 {branch_id!r} 未参加活动 {key!r}", en=f"branch {branch_id!r} takes no part in campaign {key!r}")
     ctx = context(session, key, at)
     passed = passed_phases(session, key, at)
     view: dict[str, Any] = {

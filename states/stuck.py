@@ -51,13 +51,14 @@ def stuck_list(
     `branch` keeps one branch and its members; `condition` keeps those on whom that condition is unmet. Evaluated
     per chunk of branches with the sweep's set-wise expressions: one statement per chunk and passed phase."""
     if session.get(Campaign, key) is None:
-        raise NotFound(f"unknown campaign {key!r}")
+        raise NotFound(zh=f"没有活动 {key!r}", en=f"unknown campaign {key!r}")
     if condition is not None and condition not in known_conditions():
-        raise BadInput(f"unknown condition {condition!r}; one of: {', '.join(known_conditions())}")
+        known = ", ".join(known_conditions())
+        raise BadInput(zh=f"没有条件 {condition!r}；可用的条件：{known}", en=f"unknown condition {condition!r}; one of: {known}")
     passed = passed_phases(session, key, at)
     if branch is not None:
         if session.get(BranchProgress, (key, branch)) is None:
-            raise NotFound(f"branch {branch!r} takes no part in campaign {key!r}")
+            raise NotFound(zh=f"党支部 {branch!r} 未参加活动 {key!r}", en=f"branch {branch!r} takes no part in campaign {key!r}")
         ranges = [(branch, branch)]
     else:
         ranges = chunks(session, key, chunk_size_for(session, key, branches_per_chunk))

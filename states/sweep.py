@@ -95,7 +95,7 @@ def deadlines(session: Session, key: str) -> list[Deadline]:
     """The campaign's start and each phase's deadline, in order."""
     phases = session.scalars(select(Phase).where(Phase.campaign_key == key).order_by(Phase.seq)).all()
     if not phases:
-        raise NotFound(f"unknown campaign {key!r}")
+        raise NotFound(zh=f"没有活动 {key!r}", en=f"unknown campaign {key!r}")
     found = [Deadline(START, as_utc(phases[0].starts_at), None)]
     found += [Deadline(p.name, as_utc(p.deadline_at), p.end) for p in phases]
     return found

@@ -29,10 +29,10 @@ def test_branch_b05_from_applications_to_the_pledge(cli, tmp_path: Path) -> None
     for r in no_quorum:
         r.update(qualified="0", basically_qualified="0", unqualified="0")
     refused = cli("ballot", "import", "sfao-2024", str(write_csv(tmp_path / "nq.csv", no_quorum, BALLOT_FIELDS)), "--at", "2024-08-08T15:00", "--actor", "M002")
-    assert refused.code == 1 and "quorum" in refused.err
+    assert refused.code == 1 and "不足法定人数" in refused.err, refused.err
     ballot = write_csv(tmp_path / "b05.csv", rows, BALLOT_FIELDS)
     assert cli("ballot", "import", "sfao-2024", str(ballot), "--at", "2024-08-08T15:00", "--actor", "M002").code == 0
-    assert "nothing changed" in cli("ballot", "import", "sfao-2024", str(ballot), "--at", "2024-08-08T15:00", "--actor", "M002").out
+    assert "此前已记录，未作更改" in cli("ballot", "import", "sfao-2024", str(ballot), "--at", "2024-08-08T15:00", "--actor", "M002").out
     assert cli("approve", "sfao-2024", "--branch", "B05", "--actor", "M083", "--at", "2024-08-09T09:00").code == 1  # a secretary
     assert cli("approve", "sfao-2024", "--branch", "B05", "--actor", "M002", "--at", "2024-08-09T09:00").code == 0
     assert cli("approve", "sfao-2024", "--branch", "B05", "--actor", "M002", "--at", "2024-08-09T09:01").code == 1  # nothing left
@@ -42,7 +42,7 @@ def test_branch_b05_from_applications_to_the_pledge(cli, tmp_path: Path) -> None
         assert cli("approve", "sfao-2024", "--branch", b, "--actor", "M001", "--at", "2024-08-09T09:00").code == 0
     # Publicity: 5 × 24 h from 2024-08-09T09:00. Final at T whether or not a sweep ran since (none has).
     early = cli("excellent", "sfao-2024", "--member", "M084", "--actor", "M002", "--at", "2024-08-14T08:59:59")
-    assert early.code == 1 and "not final" in early.err
+    assert early.code == 1 and "尚未最终确定" in early.err, early.err
     before = json.loads(cli("status", "sfao-2024", "--member", "M084", "--at", "2024-08-14T08:59:59", "--json").out)
     assert before["appraisal"]["final"] is False
     after = json.loads(cli("status", "sfao-2024", "--member", "M084", "--at", "2024-08-14T09:00", "--json").out)

@@ -17,7 +17,8 @@ def test_check_facts_finds_a_tampered_row_and_repairs_it(cli, tmp_path: Path) ->
     records = write_csv(tmp_path / "records.csv", demo_records(plan, roster_path()), RECORD_FIELDS)
     assert cli("record", "import", str(records), "--actor", "M002").code == 0
     clean = cli("db", "check-facts")
-    assert (clean.code, clean.out.strip()) == (0, "facts agree with the evidence")
+    assert (clean.code, clean.out.strip()) == (0, "统计数据与原始记录一致")
+    assert cli("db", "check-facts", "--lang", "en").out.strip() == "facts agree with the evidence"
 
     with sqlite3.connect(tmp_path / "campaign.db") as db:
         (windows,) = db.execute("SELECT count(*) FROM member_fact WHERE member_id = 'M054'").fetchone()
@@ -26,8 +27,9 @@ def test_check_facts_finds_a_tampered_row_and_repairs_it(cli, tmp_path: Path) ->
         db.execute("DELETE FROM branch_fact WHERE branch_id = 'B01'")
     found = cli("db", "check-facts")
     assert found.code == 1
-    assert f"sfao-2024: {windows} member facts rows differ" in found.err
-    assert f"sfao-2024: {branch_rows} branch facts rows differ" in found.err
+    assert f"sfao-2024：党员统计数据有 {windows} 行与原始记录不符" in found.err, found.err
+    assert f"sfao-2024：党支部统计数据有 {branch_rows} 行与原始记录不符" in found.err, found.err
+    assert f"sfao-2024: {windows} member facts rows differ" in cli("db", "check-facts", "--lang", "en").err
     assert cli("db", "check-facts", "--repair").code == 2  # who repairs must be named
     assert cli("db", "check-facts", "--repair", "--actor", "M005").code == 1  # a plain member may not
     repaired = cli("db", "check-facts", "--repair", "--actor", "M002")

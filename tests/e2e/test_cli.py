@@ -19,7 +19,7 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
 def test_a_whole_study_phase(cli, tmp_path: Path) -> None:  # noqa: ANN001
     assert cli("roster", "import", str(roster_path()), "--actor", "M002").code == 0
     again = cli("roster", "import", str(roster_path()), "--actor", "M002")
-    assert again.code == 0 and "nothing changed" in again.out
+    assert again.code == 0 and "此前已导入，未作更改" in again.out
     loaded = cli("plan", "load", str(plan_2024_path()), "--actor", "M002")
     assert loaded.code == 0 and loaded.out.strip() == "sfao-2024"
     plan = yaml.safe_load(plan_2024_path().read_text(encoding="utf-8"))
@@ -69,7 +69,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(cli, tmp_path: Path) -
     header = "member_id,name,branch_id,branch_name,unit,role,email\n"
     bad = write(tmp_path / "bad.csv", header + "X1,甲,B01,办公室党支部,省外办,member,\nX2,乙,B01,办公室党支部,省外办,chief,\n")
     run = cli("roster", "import", str(bad), "--actor", "M002")
-    assert run.code == 2 and "line 3" in run.err and "column role" in run.err and "Traceback" not in run.err
+    assert run.code == 2 and "bad.csv 第3行，角色 (role) 列：'chief' 不是以下角色之一" in run.err and "Traceback" not in run.err
     assert len(run.err.strip().splitlines()) == 1
     assert cli("status", "nope").code == 2
     gbk = write(tmp_path / "gbk.csv", header + "X1,张三,B01,办公室党支部,省外办,member,\n", "gbk")
@@ -81,7 +81,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(cli, tmp_path: Path) -
     assert cli("plan", "load", str(plan_2024_path()), "--actor", "M002").code == 0
     records = write(tmp_path / "r.csv", "member_id,branch_id,kind,date,value\nM005,B01,study_self,2024-04-01,4\nM005,B02,study_self,2024-04-02,4\n")
     run = cli("record", "import", str(records), "--actor", "M002")
-    assert run.code == 2 and "line 3" in run.err and "never belonged" in run.err
+    assert run.code == 2 and "r.csv 第3行" in run.err and "从未属于" in run.err, run.err
     for value in ("-1", "NaN", "1e308", "abc"):
         run = cli("record", "import", str(write(tmp_path / "v.csv", f"member_id,branch_id,kind,date,value\nM005,B01,study_self,2024-04-01,{value}\n")), "--actor", "M002")
         assert run.code == 2, value

@@ -75,7 +75,7 @@ def test_an_error_in_a_workbook_names_its_sheet_and_cell_and_changes_nothing(cli
     evidence = _count(cli, "evidence")
     refused = cli("record", "import", "records.xlsx", *ACTOR)
     assert refused.code == 2 and refused.err.count("\n") == 1, refused.err
-    assert "records.xlsx [活动记录] 第3行 D列 日期 (date): '2024.4.3' is not a date" in refused.err
+    assert "records.xlsx [活动记录] 第3行 D列 日期 (date)：'2024.4.3' 不是日期" in refused.err, refused.err
     assert _count(cli, "evidence") == evidence
 
 
@@ -99,7 +99,7 @@ def test_templates_filled_in_import_in_either_language(cli: Cli) -> None:
     assert joined.code == 0 and re.search(r"\b1\b", joined.out), joined.err
 
     again = cli("template", "roster", "--lang", "en", "--out", "people.csv")
-    assert again.code == 2 and "exists already" in again.err
+    assert again.code == 2 and "已存在" in again.err, again.err
     assert (cli.tmp / "people.csv").read_bytes().endswith(b"M900,\xe7\x8e\x8b\xe6\x96\xb0,B03,\xe6\xac\xa7\xe7\xbe\x8e\xe5\xa4\x84\xe5\x85\x9a\xe6\x94\xaf\xe9\x83\xa8,\xe7\x9c\x81\xe5\xa4\x96\xe5\x8a\x9e,member,,\r\n")
 
     assert cli("template", "ballot", "--out", "ballot.csv").code == 0
@@ -107,7 +107,7 @@ def test_templates_filled_in_import_in_either_language(cli: Cli) -> None:
         f.write("B03,2024/8/8,20,18,M054,17,1,0\r\n")
     trial = cli("ballot", "import", "sfao-2024", "ballot.csv", *ACTOR, "--dry-run", "--at", "2024-08-09T10:00")
     # The Chinese headers are read; the rules then refuse (M054 is not in consolidation): nothing is written.
-    assert trial.code in (1, 2) and "header" not in trial.err, trial.err
+    assert trial.code in (1, 2) and "表头" not in trial.err, trial.err
     assert _count(cli, "ballot_meeting") == 0
 
 
@@ -160,7 +160,7 @@ def test_a_plan_dry_run_loads_nothing_and_sheet_picks_the_sheet(cli: Cli) -> Non
     sheet.append(["M054", "B03", "oath", "2024-08-20", None, "s-1"])
     book.save(cli.tmp / "book.xlsx")
     first = cli("record", "import", "book.xlsx", *ACTOR)  # the first sheet is the note: its "header" lacks columns
-    assert first.code == 2 and "book.xlsx [说明]" in first.err and "header lacks" in first.err, first.err
+    assert first.code == 2 and "book.xlsx [说明]" in first.err and "表头缺少列" in first.err, first.err
     chosen = cli("record", "import", "book.xlsx", "--sheet", "记录", *ACTOR)
     assert chosen.code == 0, chosen.err
     assert _count(cli, "evidence") == 1

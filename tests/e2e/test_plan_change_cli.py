@@ -21,7 +21,7 @@ def test_moving_a_fired_phase_exits_1_naming_it_and_an_unfired_one_moves(cli, tm
     refused = cli("plan", "load", str(late_study), "--actor", "M002", "--at", "2024-05-02T09:00")
     assert refused.code == 1, refused.err
     assert refused.err.count("\n") == 1 and "Traceback" not in refused.err
-    assert "phase study" in refused.err and "study.end" in refused.err
+    assert "教育学习阶段：本阶段截止已触发，study.end 不能再改（2024-04-30 → 2024-05-07）" in refused.err, refused.err
     late_analysis = tmp_path / "late-analysis.yaml"
     late_analysis.write_text(
         text.replace("end: 2024-05-31", "end: 2024-06-07").replace("start: 2024-06-01", "start: 2024-06-08"),

@@ -75,7 +75,7 @@ def test_control_characters_in_roster_fields_are_refused(tmp_path: Path, row: st
     done = run(tmp_path, db, "roster", "import", str(bad), "--actor", "M002")
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
-    assert "bad.csv" in done.stderr and f"line {line}," in done.stderr and f"column {column}" in done.stderr
-    assert "control character" in done.stderr
+    assert f"bad.csv 第{line}行，" in done.stderr and f"({column}) 列：" in done.stderr, done.stderr
+    assert "含有控制字符" in done.stderr
     with closing(sqlite3.connect(db)) as conn:
         assert conn.execute("SELECT count(*), group_concat(name) FROM person").fetchone() == before

@@ -175,7 +175,7 @@ def test_approval_records_the_decision_only_with_the_leader_s_own_code_once(
         KEY, BRANCH, str(ballot), "approve", "M002", "again", code["M002"]["approve"], at("2024-08-09T10:00"), None,
         "replay",
     )
-    assert replay == {"code_refused": "M002's one-time code for this decision has been used already"}
+    assert replay == {"code_refused": "M002 办理此项决定的一次性验证码已经用过"}
     with Session(campaign_db) as session:
         assert session.scalar(select(func.count()).select_from(TransitionLog).where(TransitionLog.cause == "approval")) == len(logged)
 

@@ -51,7 +51,7 @@ def test_a_group_no_sweep_planned_is_refused_and_changes_nothing(prefect_harness
     ]:
         state = sweep_chunks(KEY, sweep_id, deadline, group, return_state=True)
         assert state.is_failed()
-        assert state.message.startswith(f"campaign: no sweep of {KEY!r} planned group {group} of deadline {deadline!r}")
+        assert state.message.startswith(f"campaign: 扫描 {sweep_id!r} 中没有为活动 {KEY!r} 截止 {deadline!r} 规划的第 {group} 组")
     assert snapshot(campaign_db) == before
 
 
@@ -99,10 +99,7 @@ def test_the_pool_setting_on_sqlite_fails_the_sweep_with_one_line(
     before = snapshot(campaign_db)
     state = phase_deadline(KEY, at=STUDY, return_state=True)
     assert state.is_failed()
-    assert state.message == (
-        "campaign: CAMPAIGN_CHUNK_POOL=campaign-chunks needs PostgreSQL: the pool's workers, on other hosts, "
-        "share the database"
-    )
+    assert state.message == "campaign: CAMPAIGN_CHUNK_POOL=campaign-chunks 需要 PostgreSQL：工作池的各个工作进程在其他主机上，共用同一个数据库"
     assert snapshot(campaign_db) == before and campaign_slots_in_use() == 0
 
 

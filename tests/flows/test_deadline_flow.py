@@ -92,7 +92,7 @@ def test_the_deadline_flow_advances_members_and_publishes_the_progress_table(
     line = next(x for x in published.data.splitlines() if x.endswith(f"digest={head.digest}"))
     (anchors_file.parent / "from-prefect").write_text(line + "\n")
     checked = run_cli(["audit", KEY, "--verify", "--anchor", str(anchors_file.parent / "from-prefect")])
-    assert checked.code == 0 and f"the latest at seal {head.seal_id}" in checked.out, checked.err
+    assert checked.code == 0 and f"最新的在封印 {head.seal_id}（" in checked.out, checked.err
 
     from prefect.client.orchestration import get_client
 
@@ -104,7 +104,7 @@ def test_the_deadline_flow_advances_members_and_publishes_the_progress_table(
 def test_an_unknown_campaign_fails_the_run_with_one_line(prefect_harness: str, campaign_db: Engine) -> None:
     state = phase_deadline("no-such-campaign", return_state=True)
     assert state.is_failed()
-    assert state.message == "campaign: unknown campaign 'no-such-campaign'"
+    assert state.message == "campaign: 没有活动 'no-such-campaign'"  # in Chinese, as the office reads the UI
 
 
 @pytest.mark.parametrize("flow_name", ["phase_deadline", "reminders", "retry_stuck"])
@@ -124,7 +124,7 @@ def test_outside_simulation_a_flow_refuses_a_time_ahead_of_the_clock(
     else:
         state = {"phase_deadline": phase_deadline, "reminders": reminders}[flow_name](KEY, at=ahead, return_state=True)
     assert state.is_failed()
-    assert state.message.startswith("campaign: time ") and "CAMPAIGN_SIMULATION" in state.message
+    assert state.message.startswith("campaign: 时间 ") and "CAMPAIGN_SIMULATION" in state.message
     assert snapshot(campaign_db) == before
 
 

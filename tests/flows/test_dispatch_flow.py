@@ -55,7 +55,7 @@ def test_notices_still_undelivered_after_the_last_retry_fail_the_run(
     calls = fake_notify(monkeypatch, [Outcome(sent=0, failed=4)])
     state = dispatch_flow.dispatch_notifications(KEY, return_state=True)
     assert state.is_failed()
-    assert state.message == "campaign: 4 notices could not be delivered by file (they stay queued); 0 sent"
+    assert state.message == "campaign: 4 条通知未能通过 file 送达（仍在队列中）；已发送 0 条"
     assert len(calls) == 1 + dispatch_flow.RETRIES
 
 

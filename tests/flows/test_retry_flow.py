@@ -53,7 +53,7 @@ def retry_log(db: Engine) -> list[TransitionLog]:
 def test_the_retry_flow_advances_a_mended_member_with_the_actor_s_code(prefect_harness: str, stuck: Engine) -> None:
     request = {"actor": "M002", "reason": "study hours mended", "members": [MENDED], "at": "2024-05-06T09:00"}
     asked = retry_stuck(KEY, **request, return_state=True)
-    assert asked.is_failed() and asked.message.startswith("campaign: a one-time code for this request was sent to M002")
+    assert asked.is_failed() and asked.message.startswith("campaign: 本次申请的一次性验证码已发给 M002")
     assert member_states(stuck)[MENDED] == "study" and retry_log(stuck) == []
     with Session(stuck) as session:
         queued = session.scalars(select(Notice).where(Notice.event == "action_code")).all()
@@ -65,11 +65,11 @@ def test_the_retry_flow_advances_a_mended_member_with_the_actor_s_code(prefect_h
 
     for wrong in ("00000000", code[::-1] if code[::-1] != code else "11111111"):
         refused = retry_stuck(KEY, **request, code=wrong, return_state=True)
-        assert refused.is_failed() and refused.message == "campaign: wrong one-time code for M002"
+        assert refused.is_failed() and refused.message == "campaign: M002 的一次性验证码不正确"
     other_reason = retry_stuck(KEY, **{**request, "reason": "another reason"}, code=code, return_state=True)
-    assert other_reason.message == "campaign: wrong one-time code for M002"  # a code serves its own request only
+    assert other_reason.message == "campaign: M002 的一次性验证码不正确"  # a code serves its own request only
     other_actor = retry_stuck(KEY, **{**request, "actor": "M001"}, code=code, return_state=True)
-    assert other_actor.message == "campaign: wrong one-time code for M001"
+    assert other_actor.message == "campaign: M001 的一次性验证码不正确"
     assert member_states(stuck)[MENDED] == "study" and retry_log(stuck) == []
 
     state = retry_stuck(KEY, **request, code=code, return_state=True)
@@ -82,17 +82,17 @@ def test_the_retry_flow_advances_a_mended_member_with_the_actor_s_code(prefect_h
 
     replay = retry_stuck(KEY, **request, code=code, return_state=True)
     assert replay.is_failed()
-    assert replay.message == "campaign: M002's one-time code for this decision has been used already"
+    assert replay.message == "campaign: M002 办理此项决定的一次性验证码已经用过"
     assert len(retry_log(stuck)) == 1  # the one entry of the one verified retry
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"actor": "M010", "members": [MENDED]}, "campaign: M010 (member) may not act on M054"),
-        ({"actor": "M002", "members": ["M999"]}, "campaign: unknown member 'M999'"),
-        ({"actor": "M002", "members": [MENDED], "at": "2024-05-01T09:00"}, "campaign: nothing named could advance"),
-        ({"actor": "M002"}, "campaign: name members, branches or all_stuck"),
+        ({"actor": "M010", "members": [MENDED]}, "campaign: M010（党员）无权对 M054 办理"),
+        ({"actor": "M002", "members": ["M999"]}, "campaign: 没有党员 'M999'"),
+        ({"actor": "M002", "members": [MENDED], "at": "2024-05-01T09:00"}, "campaign: 所列对象均未能推进"),
+        ({"actor": "M002"}, "campaign: 请指定 members、branches 或 all_stuck"),
     ],
 )
 def test_a_refused_retry_fails_the_run_with_the_cli_s_one_line(

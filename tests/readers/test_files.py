@@ -4,6 +4,7 @@ Chinese headers and dates; other binary files refused with a hint; errors in a w
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -91,27 +92,33 @@ def test_errors_in_a_workbook_name_the_sheet_and_the_cell(tmp_path: Path) -> Non
     with pytest.raises(MalformedFile) as caught, located(source, *ROSTER):
         list(rows(source, *ROSTER))
     assert str(caught.value) == f"{path} [花名册] 第3行 H列: a value beyond the header's columns"
+    assert caught.value.zh == f"{path} [花名册] 第3行 H列：表头各列之外有内容"
 
     source = read_table(path)
     with pytest.raises(MalformedFile) as caught, located(source, *ROSTER):
         for line, row in rows(source, *ROSTER):
-            raise MalformedFile(source.path, line, "role", f"{row['role']!r} is wrong")
+            raise MalformedFile(source.path, line, "role", zh=f"{row['role']!r} 有误", en=f"{row['role']!r} is wrong")
     assert str(caught.value) == f"{path} [花名册] 第2行 F列 角色 (role): 'member' is wrong"
+    assert caught.value.zh == f"{path} [花名册] 第2行 F列 角色 (role)：'member' 有误"
 
 
-def test_csv_messages_stay_as_they_were_and_name_a_chinese_header(tmp_path: Path) -> None:
+def test_csv_messages_name_line_and_column_in_either_language_and_a_chinese_header(tmp_path: Path) -> None:
     english = tmp_path / "r.csv"
     english.write_text("member_id,branch_id,kind,date,value\nM005,B01,oath,2024-08-20,\n", encoding="utf-8")
     source = read_table(english)
     with pytest.raises(MalformedFile) as caught, located(source, *RECORDS):
-        raise MalformedFile(source.path, 2, "kind", "bad")
+        raise MalformedFile(source.path, 2, "kind", zh="有误", en="bad")
     assert str(caught.value) == f"{english}, line 2, column kind: bad"
+    # In Chinese a file with English headers still reads the column's Chinese header beside its name.
+    assert caught.value.zh == f"{english} 第2行，类别 (kind) 列：有误"
     chinese = tmp_path / "c.csv"
     chinese.write_text("人员编号,支部编号,类别,日期,数值\nM005,B01,oath,2024-08-20,\n", encoding="utf-8")
     source = read_table(chinese)
     with pytest.raises(MalformedFile) as caught, located(source, *RECORDS):
-        raise MalformedFile(source.path, 2, "kind", "bad")
+        raise MalformedFile(source.path, 2, "kind", zh="有误", en="bad")
     assert str(caught.value) == f"{chinese}, line 2, column 类别 (kind): bad"
+    assert caught.value.text("zh-CN") == f"{chinese} 第2行，类别 (kind) 列：有误"
+    assert caught.value.text("en") == str(caught.value)
 
 
 @pytest.mark.parametrize("bom", [True, False])
@@ -147,7 +154,7 @@ def test_wps_gbk_csv_with_chinese_headers_slashed_dates_and_a_remark(tmp_path: P
         (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "这是图片文件（PNG）"),
         (b"\xff\xd8\xff\xe0\x00\x10JFIF", "这是图片文件（JPEG）"),
         (b"PK\x03\x04" + b"\x00" * 40, "不是 Excel 工作簿"),
-        (b"member_id,name\nM1,\x00x\n", "contains a NUL byte"),
+        (b"member_id,name\nM1,\x00x\n", "含有 NUL 字节"),
     ],
 )
 def test_other_binary_files_are_refused_with_a_hint(tmp_path: Path, raw: bytes, hint: str) -> None:
@@ -155,7 +162,8 @@ def test_other_binary_files_are_refused_with_a_hint(tmp_path: Path, raw: bytes, 
     path.write_bytes(raw)
     with pytest.raises(MalformedFile) as caught:
         read_table(path)
-    assert hint in str(caught.value) and str(caught.value).startswith(str(path))
+    assert hint in caught.value.zh and caught.value.zh.startswith(str(path))
+    assert str(caught.value).startswith(str(path)) and not re.search("[\u4e00-\u9fff]", str(caught.value).removeprefix(str(path)))
 
 
 def test_sheet_is_refused_for_a_text_file(tmp_path: Path) -> None:

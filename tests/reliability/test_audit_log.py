@@ -150,7 +150,7 @@ def test_tampering_is_detected_at_the_first_broken_block(logged: Path, tmp_path:
     assert changed == 1
     result = run_cli(["audit", KEY, "--verify"], env_for(db, tmp_path / "outbox"))
     assert result.code == 1, result.out
-    assert f"block {block}" in result.err, result.err
+    assert f"区块 {block}" in result.err, result.err
     assert "Traceback" not in result.err
 
 
@@ -164,7 +164,7 @@ def test_an_unsealed_entry_breaks_the_chain(logged: Path, tmp_path: Path) -> Non
             " VALUES ('sfao-2024', 'M005', 'exempt', 'M001', 'forged', '2024-04-03 00:00:00.000000', 'stray')"
         )
     result = run_cli(["audit", KEY, "--verify"], env_for(db, tmp_path / "outbox"))
-    assert result.code == 1 and "block stray" in result.err
+    assert result.code == 1 and "区块 stray" in result.err
 
 
 def _copy(logged: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
@@ -239,10 +239,10 @@ def test_a_decision_edited_and_resealed_without_the_key_fails(logged: Path, tmp_
     assert result.code == 1
     # Unkeyed seals pass for old ones only on the main chain: the first lane seal is where it breaks.
     first_lane = _lane_blocks(db)[0]
-    assert f"block {first_lane}" in result.err and "where a keyed seal is due" in result.err, result.err
+    assert f"区块 {first_lane}" in result.err and "where a keyed seal is due" in result.err, result.err
     _reseal(db, b"an attacker's own key of 32 bytes")
     result = run_cli(["audit", KEY, "--verify"], env)
-    assert result.code == 1 and f"block {_blocks(db)[0]}" in result.err, result.err
+    assert result.code == 1 and f"区块 {_blocks(db)[0]}" in result.err, result.err
     assert block in _blocks(db)
 
 
@@ -330,7 +330,7 @@ def test_a_chain_from_before_keyed_seals_is_vouched_for_by_a_keyed_seal(tmp_path
         _, digest = audit._legacy_digest(session, first, audit.GENESIS)
         session.execute(text("UPDATE audit_seal SET digest = :d WHERE block = :b"), {"d": digest, "b": first})
     result = run_cli(["audit", KEY, "--verify"], env)
-    assert result.code == 1 and f"block {_blocks(db)[1]}" in result.err, result.err
+    assert result.code == 1 and f"区块 {_blocks(db)[1]}" in result.err, result.err
 
 
 def test_a_seal_does_not_depend_on_how_entries_are_batched(logged: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -386,7 +386,7 @@ def test_tampering_with_a_merge_is_detected_at_the_merge_seal(logged: Path, tmp_
             assert conn.execute(statement, {"block": block}).rowcount >= 1, statement
     result = run_cli(["audit", KEY, "--verify"], env)
     assert result.code == 1, result.out
-    assert f"block {block}" in result.err, result.err
+    assert f"区块 {block}" in result.err, result.err
 
 
 def _lane_seal(db: Path, lane: str, key: bytes) -> str:
@@ -418,7 +418,7 @@ def test_a_lane_written_after_its_merge_fails(logged: Path, tmp_path: Path, key:
     block = _lane_seal(db, target, key)
     result = run_cli(["audit", KEY, "--verify"], env)
     assert result.code == 1, result.out
-    assert f"block {block}" in result.err, result.err
+    assert f"区块 {block}" in result.err, result.err
     if key == SEAL_KEY:  # sealed rightly on its own, wrong only in where it stands
         why = "merged the lane" if lane == "the merged lane" else "added to a sweep after block"
         assert why in result.err, result.err
@@ -444,7 +444,7 @@ def test_a_lane_merged_twice_fails(logged: Path, tmp_path: Path) -> None:
                         {"l": lane, "b": block, "h": row[0], "s": row[1], "e": row[2]})
         session.add(AuditSeal(block=block, entries=1, digest=digest, prev_digest=previous, at=when, scheme=audit.MERGED))
     result = run_cli(["audit", KEY, "--verify"], env)
-    assert result.code == 1 and "block again" in result.err and f"merges lane {lane} again" in result.err, result.err
+    assert result.code == 1 and "区块 again" in result.err and f"merges lane {lane} again" in result.err, result.err
 
 
 def test_a_unit_of_a_merged_sweep_is_refused_its_seal(logged: Path) -> None:
@@ -495,7 +495,7 @@ def test_a_sweep_stopped_before_its_end_leaves_pending_lanes_that_its_re_run_mer
         block = conn.execute("SELECT block FROM audit_seal WHERE lane LIKE ? ORDER BY id LIMIT 1", (f"%/{stopped}/%",)).fetchone()[0]
         conn.execute("UPDATE transition_log SET actor = 'M999' WHERE id = (SELECT min(id) FROM transition_log WHERE block = ?)", (block,))
     result = run_cli(["audit", KEY, "--verify"], env_for(tampered, tmp_path / "outbox"))
-    assert result.code == 1 and f"block {block}" in result.err, result.err
+    assert result.code == 1 and f"区块 {block}" in result.err, result.err
     # The re-run finishes the firing (the stopped sweep's chunks are done and skipped) and merges its lanes.
     assert run_cli(["sweep", KEY, "--at", "2024-08-01T00:00:01"], env).code == 0
     result = run_cli(["audit", KEY, "--verify"], env)

@@ -46,7 +46,8 @@ COMMANDS: dict[str, tuple[list[str], set[str]]] = {
     "object": (["object", KEY, "--member", TARGET, "--reason", "r"], PARTICIPANTS),
     "resolve": (["resolve", KEY, "--member", TARGET, "--dismissed", "--reason", "r"], LEADERS),
 }
-AUTHORITY_WORDS = ("may not", "only the upper committee", "inspector", "secretary of branch", "not of")
+# How a refusal for want of authority reads (Chinese, the default): 无权…, 只有上级党委可以…, 督导组成员, 的书记，不是….
+AUTHORITY_WORDS = ("无权", "只有上级党委", "督导组成员", "的书记，不是")
 
 
 @pytest.fixture(scope="module")

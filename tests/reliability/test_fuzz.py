@@ -106,7 +106,7 @@ class Target:
         if result.code:
             assert after == before, f"refused (exit {result.code}: {result.err.strip()}) yet the database changed"
             assert result.err.startswith("campaign: ") and result.err.count("\n") == 1, result.err
-            if result.code == 2 and "unknown campaign" not in result.err:
+            if result.code == 2 and "没有活动" not in result.err:
                 assert str(path) in result.err, f"exit 2 without naming the file: {result.err}"
         path.unlink()
         return result.code, before, after
@@ -258,11 +258,11 @@ FIXED = {
     "member in the wrong branch": (RECORD_HEAD + "M026,B01,study_self,2024-04-01,3\n", 2, "B01"),
     "formula as a value": (RECORD_HEAD + "M026,B02,study_self,2024-04-01,=cmd|' /C calc'!A0\n", 2, "value"),
     "injection as an id": (RECORD_HEAD + "'; DROP TABLE person; --,B02,study_self,2024-04-01,3\n", 2, "member_id"),
-    "unterminated quote": (RECORD_HEAD + 'M026,B02,study_self,2024-04-01,"3\n', 2, "line"),
-    "too many fields": (RECORD_HEAD + "M026,B02,study_self,2024-04-01,3,4\n", 2, "line 2"),
-    "huge field": (RECORD_HEAD + "M026,B02,study_self,2024-04-01," + "9" * 200_000 + "\n", 2, "line"),
+    "unterminated quote": (RECORD_HEAD + 'M026,B02,study_self,2024-04-01,"3\n', 2, "行"),
+    "too many fields": (RECORD_HEAD + "M026,B02,study_self,2024-04-01,3,4\n", 2, "第2行"),
+    "huge field": (RECORD_HEAD + "M026,B02,study_self,2024-04-01," + "9" * 200_000 + "\n", 2, "行"),
     "one bad row of three": (RECORD_HEAD + "M026,B02,study_self,2024-04-01,3\nM026,B02,study_self,2024-04-02,x\n"
-                             "M026,B02,study_self,2024-04-03,3\n", 2, "line 3"),
+                             "M026,B02,study_self,2024-04-03,3\n", 2, "第3行"),
 }
 
 

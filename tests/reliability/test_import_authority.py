@@ -76,7 +76,7 @@ def refused(db: Path, code: int, *args: str) -> str:
 def test_a_plain_member_cannot_make_himself_committee_secretary(db: Path, tmp_path: Path) -> None:
     coup = with_changes(tmp_path, "coup.csv", {"M027": {"role": "committee_secretary"}})
     err = refused(db, 1, "roster", "import", str(coup), "--actor", "M027", "--at", AT)
-    assert "committee secretary or the party group" in err and "M027 is member" in err
+    assert "只有机关党委书记或党组可以导入名册" in err and "M027 是党员" in err, err
     assert person(db, "M027") == ("member", "B02")
     # … and so cannot approve afterwards either.
     refused(db, 1, "approve", KEY, "--branch", "B02", "--actor", "M027", "--at", AT)
@@ -98,9 +98,9 @@ def test_an_inspector_cannot_import_a_ballot_nor_another_branchs_secretary(db: P
     plan = yaml.safe_load(plan_2024_path().read_text(encoding="utf-8"))
     ballot = write_csv(tmp_path / "b05.csv", demo_ballots(plan, roster_path())["B05"], BALLOT_FIELDS)
     err = refused(db, 1, "ballot", "import", KEY, str(ballot), "--actor", "I01", "--at", AT)
-    assert "inspector" in err
+    assert "督导组成员" in err, err
     err = refused(db, 1, "ballot", "import", KEY, str(ballot), "--actor", "M004", "--at", AT)  # B01's secretary
-    assert "branch B05" in err
+    assert "党支部 B05" in err, err
     refused(db, 1, "ballot", "import", KEY, str(ballot), "--actor", "M084", "--at", AT)  # a member of B05
     assert cli(db, "ballot", "import", KEY, str(ballot), "--actor", "M083", "--at", AT).code == 0  # B05's secretary
 
@@ -118,7 +118,7 @@ def test_nobody_and_no_one_are_refused(db: Path, tmp_path: Path) -> None:
     ]
     for args in commands:
         err = refused(db, 2, *args, "--actor", "NOBODY", "--at", AT)
-        assert "NOBODY" in err and "not a person of the roster" in err
+        assert "NOBODY" in err and "不是名册中的人员" in err, err
         err = refused(db, 2, *args, "--at", AT)  # --actor is required: no login-name default
         assert "--actor" in err
 
@@ -132,7 +132,7 @@ def test_a_branch_secretary_imports_records_of_their_own_branch_only(db: Path, t
         encoding="utf-8",
     )
     err = refused(db, 1, "record", "import", str(mixed), "--actor", "M004", "--at", AT)
-    assert "line 3" in err and "B02" in err
+    assert "第3行" in err and "B02" in err, err
     refused(db, 1, "record", "import", str(mixed), "--actor", "M005", "--at", AT)  # a plain member
     refused(db, 1, "record", "import", str(mixed), "--actor", "I01", "--at", AT)  # an inspector
     own = tmp_path / "own.csv"
@@ -171,6 +171,6 @@ def test_the_first_roster_is_imported_by_a_leader_it_names(tmp_path: Path) -> No
     refused(db, 1, "roster", "import", str(roster_path()), "--actor", "M027")  # named, but a plain member
     refused(db, 1, "roster", "import", str(roster_path()), "--actor", "I01")  # named, an inspector
     err = refused(db, 1, "roster", "import", str(roster_path()), "--actor", "X404")  # not named at all
-    assert "does not name X404" in err
+    assert "名册中没有 X404" in err, err
     assert cli(db, "roster", "import", str(roster_path()), "--actor", "M001").code == 0
     assert person(db, "M001") == ("party_group_secretary", "B01")

@@ -61,7 +61,7 @@ def test_a_backup_taken_mid_campaign_restores_and_verifies(engine: Engine, tmp_p
     # The anchor file still holds the later head; the restore appended the restored one after it.
     verified = run_cli(["audit", KEY, "--verify"], env)
     assert verified.code == 0, verified.err
-    assert "anchors checked" in verified.out
+    assert verified.out.startswith("审计链完好：") and "个锚点" in verified.out, verified.out
     assert (tmp_path / "anchors").read_text().rstrip().endswith(" restore")
     # The campaign goes on from the restored state.
     assert run_cli(["sweep", KEY, "--at", "2024-05-01T00:00:01"], env).code == 0
@@ -107,7 +107,7 @@ def test_a_tampered_backup_is_not_restored(sqlite_engine: Engine, tmp_path: Path
         conn.execute("UPDATE transition_log SET actor = 'M999' WHERE id = 1")
     target = {**env, "CAMPAIGN_DATABASE_URL": f"sqlite:///{tmp_path / 'target.db'}"}
     result = run_cli(["db", "restore", str(file)], target)
-    assert result.code == 1 and "audit chain is broken" in result.err, result.err
+    assert result.code == 1 and "审计链在区块" in result.err and "未恢复" in result.err, result.err
     assert run_cli(["db", "restore", str(tmp_path / "missing")], target).code == 2
     (tmp_path / "junk").write_text("not a database")
     assert run_cli(["db", "restore", str(tmp_path / "junk")], target).code == 2
