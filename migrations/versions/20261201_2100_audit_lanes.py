@@ -55,7 +55,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """The lanes go with their column: a chain that has lanes no longer verifies under the older code, which knew
+    one chain only."""
     op.drop_table(TABLE)
     op.drop_index(op.f("ix_audit_seal_lane"), table_name="audit_seal")
     with op.batch_alter_table("audit_seal") as batch_op:
         batch_op.drop_column("lane")
+    if op.get_bind().dialect.name != "postgresql":
+        # SQLite rebuilt the table without its triggers: back as migration 20261201_1800 made them.
+        for what in ("UPDATE", "DELETE"):
+            op.execute(f"CREATE TRIGGER IF NOT EXISTS audit_seal_no_{what.lower()} BEFORE {what} ON audit_seal"
+                       f" BEGIN SELECT RAISE(ABORT, 'audit_seal is append-only: {what} refused'); END")

@@ -482,6 +482,11 @@ def test_a_sweep_stopped_before_its_end_leaves_pending_lanes_that_its_re_run_mer
     stopped = _stopped_sweep(db, "2024-08-01T00:00:01")
     with _session(db) as session:
         verdict = audit.verify(session, SEAL_KEY)
+        head = audit.head(session)
+        assert head is not None and head == verdict.head
+        newest = session.scalar(select(AuditSeal.lane).order_by(AuditSeal.id.desc()).limit(1))
+        head_lane = session.scalar(select(AuditSeal.lane).where(AuditSeal.id == head.seal_id))
+    assert newest is not None and head_lane is None  # the newest seals are the lanes'; the head is the main chain's
     assert verdict.broken is None and verdict.pending
     assert {p.sweep for p in verdict.pending} == {stopped} and sum(p.entries for p in verdict.pending) > 0
     # Reported, every time, not passed over: exit 0 (nothing was altered), a note naming the sweep.
