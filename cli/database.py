@@ -26,10 +26,10 @@ from cli.app import (
     cli,
     pass_app,
 )
-from states import audit, authority, facts
+from states import audit, authority, counts, facts
 from states.db import ensure_schema, make_engine, upgrade
 from states.errors import BadInput, CampaignError, Refused
-from states.models import TransitionLog
+from states.models import Campaign, TransitionLog
 
 ROLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -270,14 +270,21 @@ def _check_sqlite_backup(app: App, staged: Path, file: Path) -> None:
 @click.option("--actor", default=None, help="who repairs (required with --repair: the upper committee)")
 @pass_app
 def db_check_facts(app: App, repair: bool, actor: str | None) -> None:
-    """Recompute the facts kept at import from the evidence and compare; exit 1 when they differ (unrepaired)."""
+    """Recompute the facts kept at import from the evidence, and the members per state from the progress rows, and
+    compare; exit 1 when they differ (unrepaired)."""
     with app.read() as session:
         found = facts.differences(session)
+        miscounted = {
+            key: wrong for key in session.scalars(select(Campaign.key)) if (wrong := counts.differences(session, key))
+        }
     for key, scope, rows in found:
         whose = {"member": "党员", "branch": "党支部"}.get(scope, scope)
         click.echo(human.say(app.locale, f"{key}：{whose}统计数据有 {rows} 行与原始记录不符",
                              f"{key}: {rows} {scope} facts rows differ from the evidence"), err=True)
-    if not found:
+    for key, wrong in miscounted.items():
+        click.echo(human.say(app.locale, f"{key}：各状态人数与进度记录不符：{'；'.join(wrong)}",
+                             f"{key}: counts per state differ from the progress rows: {'; '.join(wrong)}"), err=True)
+    if not found and not miscounted:
         click.echo(human.say(app.locale, "统计数据与原始记录一致", "facts agree with the evidence"))
         return
     if not repair:
@@ -288,9 +295,13 @@ def db_check_facts(app: App, repair: bool, actor: str | None) -> None:
     with app.write(at) as session:
         authority.leader(session, actor, zh="修复统计数据", en="repair the facts")
         facts.repair(session)
+        for key in miscounted:
+            counts.recount(session, key)
         audit.log(
             session, campaign_key="", member_id=None, branch_id=None, from_state=None, to_state=None,
             cause="facts_repair", actor=actor,
-            reason="; ".join(f"{key} {scope}: {rows} rows" for key, scope, rows in found), at=at,
+            reason="; ".join([f"{key} {scope}: {rows} rows" for key, scope, rows in found]
+                             + [f"{key} counts: {'; '.join(wrong)}" for key, wrong in miscounted.items()]),
+            at=at,
         )
     click.echo(human.say(app.locale, "已根据原始记录重新计算统计数据", "facts recomputed from the evidence"))

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, and_, cast, literal, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from states import audit, outbox
+from states import audit, counts, outbox
 from states.conditions import EvalContext, Row
 from states.db import changed, json_object
 from states.evaluate import BranchScope, MemberScope, branch_rows, member_rows, passes
@@ -83,6 +83,7 @@ def move_members(
         .execution_options(synchronize_session=False)
     ))
     if moved:
+        counts.shift(session, ctx.campaign_key, "member", edge.source, edge.dest, moved)
         _log_members(session, ctx, step, edge, cause)
     return step, moved
 
@@ -123,6 +124,7 @@ def move_branches(
         .execution_options(synchronize_session=False)
     ))
     if moved:
+        counts.shift(session, ctx.campaign_key, "branch", edge.source, edge.dest, moved)
         audit.log_from(
             session,
             select(

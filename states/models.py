@@ -403,3 +403,18 @@ class BranchFact(Base):
     branch_rectification_plan: Mapped[int] = mapped_column(Integer, default=0)
     theme_activity: Mapped[int] = mapped_column(Integer, default=0)
     oath_ceremony: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ProgressCount(Base):
+    """How many members (or branches) of a campaign are in each state, kept as deltas by every statement that moves
+    or enrols them (`states.counts`), so `status` reads a few rows at any size instead of counting every member.
+    Rows are only ever added by movers (parallel chunks never wait on each other for a counter) and folded into one
+    per state at a sweep's end."""
+
+    __tablename__ = "progress_count"
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    campaign_key: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str] = mapped_column(String(8))
+    """'member' or 'branch'."""
+    state: Mapped[str] = mapped_column(StateName)
+    delta: Mapped[int] = mapped_column(Integer)

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from states import audit, authority
+from states import audit, authority, counts
 from states import branch as branch_machine
 from states import member as member_machine
 from states.clock import as_utc
@@ -88,6 +88,7 @@ def step_member(
     if not moved:
         raise Refused(zh=f"{member_id} 在办理期间已被他人更改：请查看后重试",
                       en=f"{member_id} changed while this action ran; look again and retry")
+    counts.shift(session, key, "member", before, subject.state, 1)
     session.expire(progress)
     audit.log(
         session, campaign_key=key, member_id=member_id, branch_id=_person.branch_id, from_state=before,

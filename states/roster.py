@@ -12,7 +12,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, and_, func, ins
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from states import audit, authority
+from states import audit, authority, counts
 from states.db import changed, insert_ignoring_duplicates
 from states.errors import MalformedFile
 from states.labels import ROLE_CODES, ROLE_LABELS
@@ -281,11 +281,12 @@ def enrol_newcomers(session: Session, key: str, actor: str, at: dt.datetime) -> 
         Branch.branch_id.in_(select(Person.branch_id).where(Person.role != "inspector", Person.branch_id.is_not(None))),
         Branch.branch_id.not_in(select(BranchProgress.branch_id).where(BranchProgress.campaign_key == key)),
     )
-    session.execute(
+    enrolled = changed(session.execute(
         insert(BranchProgress).from_select(
             ["branch_id", "campaign_key", "state", "state_since", "version"], new_branches
-        )
-    )
+        ).execution_options(preserve_rowcount=True)
+    ))
+    counts.shift(session, key, "branch", None, state, enrolled)
     from states.engine import new_step
 
     step = new_step()
@@ -299,6 +300,7 @@ def enrol_newcomers(session: Session, key: str, actor: str, at: dt.datetime) -> 
             ["member_id", "campaign_key", "state", "state_since", "version", "step"], newcomers
         ).execution_options(preserve_rowcount=True)  # SQLAlchemy 2 keeps an INSERT's rowcount only when asked
     ))
+    counts.shift(session, key, "member", None, state, joined)
     if joined and state == "study":
         audit.log_from(
             session,

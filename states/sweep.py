@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
-from states import audit, outbox
+from states import audit, counts, outbox
 from states import branch as branch_machine
 from states import member as member_machine
 from states.clock import as_utc, local_date
@@ -578,6 +578,7 @@ def run_unit(
     else:
         finalize_ratings(session, plan.key, plan.at)
         queue_time_notices(session, plan.key, plan.at)
+        counts.fold(session, plan.key)
         audit.merge_when_sealing(session, plan.key)
 
 

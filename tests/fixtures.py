@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from readers import read_table
@@ -54,11 +54,23 @@ def _postgres_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def counts_agree(engine: Engine) -> None:
+    """The members and branches per state kept as rows move (`states.counts`) equal a count of the rows, in every
+    campaign: checked after each test that used a database, so every test's moves are an oracle for the counts."""
+    from states import counts
+    from states.models import Campaign
+
+    with Session(engine) as session:
+        for key in session.scalars(select(Campaign.key)):
+            assert counts.differences(session, key) == [], key
+
+
 def _engine(kind: str, tmp: Path) -> Iterator[Engine]:
     if kind == "sqlite":
         engine = make_engine(f"sqlite:///{tmp / 'campaign.db'}")
         ensure_schema(engine)
         yield engine
+        counts_agree(engine)
         engine.dispose()
         return
     for url in _postgres_database():
@@ -66,6 +78,7 @@ def _engine(kind: str, tmp: Path) -> Iterator[Engine]:
         ensure_schema(engine)
         try:
             yield engine
+            counts_agree(engine)
         finally:
             engine.dispose()
 

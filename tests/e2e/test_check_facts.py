@@ -1,4 +1,5 @@
-"""`campaign db check-facts [--repair]`: the kept facts recomputed from the evidence and compared."""
+"""`campaign db check-facts [--repair]`: the kept facts recomputed from the evidence, and the members per state
+from the progress rows, and compared."""
 
 from __future__ import annotations
 
@@ -25,11 +26,15 @@ def test_check_facts_finds_a_tampered_row_and_repairs_it(cli, tmp_path: Path) ->
         (branch_rows,) = db.execute("SELECT count(*) FROM branch_fact WHERE branch_id = 'B01'").fetchone()
         db.execute("UPDATE member_fact SET study_hours = study_hours + 1 WHERE member_id = 'M054'")
         db.execute("DELETE FROM branch_fact WHERE branch_id = 'B01'")
+        (enrolled,) = db.execute("SELECT count(*) FROM member_progress WHERE state = 'enrolled'").fetchone()
+        db.execute("INSERT INTO progress_count (campaign_key, subject, state, delta) "
+                   "VALUES ('sfao-2024', 'member', 'enrolled', -1)")
     found = cli("db", "check-facts")
     assert found.code == 1
     assert f"sfao-2024：党员统计数据有 {windows} 行与原始记录不符" in found.err, found.err
     assert f"sfao-2024：党支部统计数据有 {branch_rows} 行与原始记录不符" in found.err, found.err
     assert f"sfao-2024: {windows} member facts rows differ" in cli("db", "check-facts", "--lang", "en").err
+    assert f"member enrolled: kept {enrolled - 1}, counted {enrolled}" in found.err, found.err
     assert cli("db", "check-facts", "--repair").code == 2  # who repairs must be named
     assert cli("db", "check-facts", "--repair", "--actor", "M005").code == 1  # a plain member may not
     repaired = cli("db", "check-facts", "--repair", "--actor", "M002")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, insert, update
 from sqlalchemy.orm import Session
 
-from states import facts
+from states import counts, facts
 from states import member as member_machine
 from states.conditions import Row
 from states.db import ensure_schema, make_engine
@@ -173,6 +173,7 @@ def test_tallies_agree_on_both_dialects_in_a_chunk_and_alone(engine: Engine) -> 
     with Session(engine) as s, s.begin():
         s.execute(update(MemberProgress).values(state="study"))
         s.execute(update(BranchProgress).values(state="analysis"))
+        counts.recount(s, KEY)  # the states set by hand, past the movers that keep the counts
     fillers = [check("M009", "2024-04-01", "fail") for _ in range(8)]
     rows = [
         *fillers,
