@@ -84,24 +84,36 @@ def move_members(
     ))
     if moved:
         counts.shift(session, ctx.campaign_key, "member", edge.source, edge.dest, moved)
-        _log_members(session, ctx, step, edge, cause)
+        _log_members(session, ctx, step, edge, cause, scope)
     return step, moved
 
 
-def _log_members(session: Session, ctx: EvalContext, step: str, edge: Transition, cause: Cause) -> None:
+def _moved_rows(ctx: EvalContext, step: str, scope: MemberScope | None) -> tuple[Row, ColumnElement[bool]]:
+    """The members the statement `step` moved, found within the scope it moved (a chunk's people by their branch
+    index, then their progress rows by key): `step` has no index, which every moved row would write."""
+    row = Row()
+    found = and_(row.mp.campaign_key == ctx.campaign_key, row.mp.step == step)
+    return row, found if scope is None else and_(found, scope(row))
+
+
+def _log_members(
+    session: Session, ctx: EvalContext, step: str, edge: Transition, cause: Cause, scope: MemberScope
+) -> None:
+    row, moved = _moved_rows(ctx, step, scope)
     audit.log_from(
         session,
         select(
-            MemberProgress.campaign_key,
-            MemberProgress.member_id,
-            Person.branch_id,
+            row.mp.campaign_key,
+            row.mp.member_id,
+            row.person.branch_id,
             literal(edge.source),
-            MemberProgress.state,
+            row.mp.state,
             *cause.columns(edge.trigger),
             literal(ctx.at),
         )
-        .join(Person, Person.member_id == MemberProgress.member_id)
-        .where(MemberProgress.step == step),
+        .select_from(row.person)
+        .join(row.mp, row.mp.member_id == row.person.member_id)
+        .where(moved),
     )
 
 
@@ -169,11 +181,12 @@ def figures_json(scope: str, names: tuple[str, ...], ctx: EvalContext, row: Row)
 
 
 def queue_members_moved(
-    session: Session, ctx: EvalContext, step: str, event: str, phase: str, deadline: str, occasion: str
+    session: Session, ctx: EvalContext, step: str, event: str, phase: str, deadline: str, occasion: str,
+    scope: MemberScope | None = None,
 ) -> int:
-    """A notice to each member the statement `step` moved (phase_started, withdrawal_pending …)."""
-    mp = aliased(MemberProgress)
-    p = aliased(Person)
+    """A notice to each member the statement `step` moved within `scope` (phase_started, withdrawal_pending …)."""
+    row, moved = _moved_rows(ctx, step, scope)
+    mp, p = row.mp, row.person
     source = (
         select(
             _key(p.member_id, event, ctx.campaign_key, p.member_id, occasion).label("key"),
@@ -185,9 +198,9 @@ def queue_members_moved(
                 literal("deadline"), literal(deadline),
             ).label("context"),
         )
-        .select_from(mp)
-        .join(p, p.member_id == mp.member_id)
-        .where(mp.step == step)
+        .select_from(p)
+        .join(mp, mp.member_id == p.member_id)
+        .where(moved)
     )
     return outbox.queue_from(session, event, source, ctx.at)
 

@@ -81,11 +81,15 @@ class Person(Base):
     __tablename__ = "person"
     member_id: Mapped[str] = mapped_column(Id, primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    branch_id: Mapped[str | None] = mapped_column(ForeignKey("branch.branch_id"), index=True)
+    branch_id: Mapped[str | None] = mapped_column(ForeignKey("branch.branch_id"))
     unit: Mapped[str] = mapped_column(ForeignKey("unit.name"))
     role: Mapped[str] = mapped_column(String(32), index=True)
     email: Mapped[str | None] = mapped_column(String(320))
     locale: Mapped[str] = mapped_column(String(8), default="zh-CN")
+
+    # A branch's people, and its secretary found from the index alone: the notices to members and their branch
+    # secretary join every selected member to the secretary of their branch.
+    __table_args__ = (Index("ix_person_branch_role", "branch_id", "role", "member_id"),)
 
 
 class BranchHistory(Base):
@@ -134,8 +138,9 @@ class MemberProgress(Base):
     state_since: Mapped[dt.datetime]
     version: Mapped[int] = mapped_column(Integer, default=1)
     prior_state: Mapped[str | None] = mapped_column(StateName)
-    step: Mapped[str | None] = mapped_column(String(40), index=True)
-    """The id of the bulk statement that last changed the row: the log is written from exactly those rows."""
+    step: Mapped[str | None] = mapped_column(String(40))
+    """The id of the bulk statement that last changed the row: the log is written from exactly those rows, found
+    within the statement's scope (no index: every moved row would write one)."""
 
     __table_args__ = (Index("ix_member_progress_state", "campaign_key", "state"),)
 

@@ -160,7 +160,7 @@ def advance_scope(
         step, n = move_members(session, ctx, edge, scope, cause)
         moved_m += n
         if n:
-            _enter_phase_notices(session, ctx, key, step, edge.dest)
+            _enter_phase_notices(session, ctx, key, step, edge.dest, scope)
         if branches is not None:
             invite_to_oath(session, ctx, key, phase, branch_step, branches_moved)
     return moved_m, moved_b

@@ -47,7 +47,7 @@ from states.engine import (
     queue_members_moved,
 )
 from states.errors import NotFound
-from states.evaluate import branch_rows, branches_between, context, in_branches, member_rows
+from states.evaluate import MemberScope, branch_rows, branches_between, context, in_branches, member_rows
 from states.machine import PHASES
 from states.models import (
     Appraisal,
@@ -132,11 +132,13 @@ def _deadline_label(session: Session, key: str, phase: str) -> str:
     return end.isoformat() if end else ""
 
 
-def _enter_phase_notices(session: Session, ctx: EvalContext, key: str, step: str, dest: str) -> int:
+def _enter_phase_notices(
+    session: Session, ctx: EvalContext, key: str, step: str, dest: str, scope: MemberScope | None = None
+) -> int:
     if dest not in PHASES:
         return 0
     deadline = _deadline_label(session, key, dest)
-    return queue_members_moved(session, ctx, step, "phase_started", dest, deadline, dest)
+    return queue_members_moved(session, ctx, step, "phase_started", dest, deadline, dest, scope)
 
 
 def _oath_notices(session: Session, ctx: EvalContext, key: str, branch_step: str) -> int:
@@ -181,7 +183,7 @@ def _move_member_phase(session: Session, ctx: EvalContext, key: str, phase: str,
     assert edge is not None
     step, moved = move_members(session, ctx, edge, in_branches(lo, hi), cause)
     if moved:
-        _enter_phase_notices(session, ctx, key, step, edge.dest)
+        _enter_phase_notices(session, ctx, key, step, edge.dest, in_branches(lo, hi))
     return moved
 
 
@@ -199,7 +201,7 @@ def fire_chunk(session: Session, key: str, deadline: Deadline, lo: str, hi: str,
             session, ctx, member_machine.machine().edges("start", "enrolled")[0], in_branches(lo, hi), cause
         )
         if moved_m:
-            _enter_phase_notices(session, ctx, key, step, "study")
+            _enter_phase_notices(session, ctx, key, step, "study", in_branches(lo, hi))
         moved = moved_b + moved_m
     else:
         phase = deadline.name
@@ -218,6 +220,7 @@ def fire_chunk(session: Session, key: str, deadline: Deadline, lo: str, hi: str,
                     lambda row: member_context(ctx, row, phase, label),
                     phase,
                     where=lambda row: row.mp.step == step,
+                    scope=in_branches(lo, hi),
                 )
         invite_to_oath(session, ctx, key, phase, branch_step, branches_moved)
         _stuck_notices(session, ctx, key, phase, label, lo, hi)
