@@ -57,9 +57,13 @@ def _postgres_database() -> Iterator[str]:
 def counts_agree(engine: Engine) -> None:
     """The members and branches per state kept as rows move (`states.counts`) equal a count of the rows, in every
     campaign: checked after each test that used a database, so every test's moves are an oracle for the counts."""
+    from sqlalchemy import inspect
+
     from states import counts
     from states.models import Campaign
 
+    if not inspect(engine).has_table("progress_count"):
+        return  # a test that left the schema downgraded below the counts' migration
     with Session(engine) as session:
         for key in session.scalars(select(Campaign.key)):
             assert counts.differences(session, key) == [], key
