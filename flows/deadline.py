@@ -85,9 +85,9 @@ def _parallel_chunks(db: Engine) -> bool:
 class _PoolFailure(CampaignError):
     def __init__(self, deadline: str, failures: list[str]) -> None:
         super().__init__(
-            zh=f"截止 {deadline!r} 有 {len(failures)} 组分块未完成（{'；'.join(failures)}）；"
+            zh=f"截止 {deadline!r} 的分块组未全部完成（{'；'.join(failures)}）；"
             "该截止未记为已触发：请重新运行扫描（已完成的分块会跳过）",
-            en=f"{len(failures)} chunk group(s) of deadline {deadline!r} did not complete ({'; '.join(failures)}); "
+            en=f"the chunk groups of deadline {deadline!r} did not all complete ({'; '.join(failures)}); "
             "the deadline is not recorded as fired: re-run the sweep (done chunks are skipped)",
         )
 

@@ -103,6 +103,36 @@ def test_the_pool_setting_on_sqlite_fails_the_sweep_with_one_line(
     assert snapshot(campaign_db) == before and campaign_slots_in_use() == 0
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("outcome", ["a run failed", "a run completed without its chunks"])
+def test_a_group_that_did_not_complete_fails_the_sweep_before_the_deadline_is_recorded(
+    prefect_harness: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, outcome: str
+) -> None:
+    # The pool's side stood in for: no group runs anywhere, and the waiting reports what the case says.
+    from tests.fixtures import _postgres_database
+
+    failures = ["sfao-2024 study 1/2: Crashed: the worker's process died"] if outcome == "a run failed" else []
+    monkeypatch.setattr(chunks, "check_pool", lambda pool: None)
+    monkeypatch.setattr(chunks, "start_groups", lambda *args: [])
+    monkeypatch.setattr(chunks, "wait_for_groups", lambda pool, runs, on_end: failures)
+    for url in _postgres_database():
+        db = use_database(monkeypatch, tmp_path / "pg", url)
+        try:
+            load_sample(db, tmp_path)
+            assert phase_deadline(KEY, at=START, return_state=True).is_completed()
+            before = snapshot(db)
+            monkeypatch.setenv("CAMPAIGN_CHUNK_POOL", "campaign-chunks")
+            state = phase_deadline(KEY, at=STUDY, return_state=True)
+            assert state.is_failed()
+            why = failures[0] if failures else "chunks not recorded done: B01..B03, B04..B06, B07..B09"
+            assert state.message == (
+                f"campaign: 截止 'study' 的分块组未全部完成（{why}）；该截止未记为已触发：请重新运行扫描（已完成的分块会跳过）"
+            )
+            assert snapshot(db) == before and campaign_slots_in_use() == 0
+        finally:
+            db.dispose()
+
+
 # -- real workers ------------------------------------------------------------------------------------------------
 
 
