@@ -235,7 +235,7 @@ def db_restore(app: App, file: Path, force: bool) -> None:
     with app.read() as session:
         verdict = audit.verify(session, app.audit_key)
     if verdict.broken:
-        raise Refused(zh=f"已恢复，但审计链在区块 {verdict.broken} 处断裂：{verdict.why}",
+        raise Refused(zh=f"已恢复，但审计链在区块 {verdict.broken} 处断裂：{verdict.why_zh}",
                       en=f"restored, but its audit chain is broken at block {verdict.broken}: {verdict.why}")
     app.anchor(note="restore")
     head = verdict.head
@@ -262,7 +262,7 @@ def _check_sqlite_backup(app: App, staged: Path, file: Path) -> None:
     finally:
         engine.dispose()
     if verdict.broken:
-        raise Refused(zh=f"{file}：审计链在区块 {verdict.broken} 处断裂（{verdict.why}），未恢复",
+        raise Refused(zh=f"{file}：审计链在区块 {verdict.broken} 处断裂（{verdict.why_zh}），未恢复",
                       en=f"{file}: its audit chain is broken at block {verdict.broken} ({verdict.why}); not restored")
 
 @db.command("check-facts")

@@ -95,7 +95,7 @@ def _verify(app: App, session: Session, anchor_file: Path | None) -> None:
     verdict = audit.verify(session, app.audit_key, found)
     say = partial(human.say, app.locale)
     if verdict.broken:
-        click.echo(say(f"审计链在区块 {verdict.broken} 处断裂（此前 {verdict.checked} 个区块完好）：{verdict.why}",
+        click.echo(say(f"审计链在区块 {verdict.broken} 处断裂（此前 {verdict.checked} 个区块完好）：{verdict.why_zh}",
                        f"audit chain broken at block {verdict.broken} (after {verdict.checked} good blocks): {verdict.why}"),
                    err=True)
         sys.exit(1)

@@ -376,12 +376,14 @@ class Verdict(NamedTuple):
     why: str | None
     head: Head | None
     pending: tuple[Pending, ...] = ()
+    why_zh: str | None = None
+    """`why` as a Chinese reader reads it."""
 
 
 class _Broken(Exception):
-    def __init__(self, block: str, why: str, head: Head | None = None) -> None:
-        super().__init__(why)
-        self.block, self.why, self.head = block, why, head
+    def __init__(self, block: str, *, zh: str, en: str, head: Head | None = None) -> None:
+        super().__init__(en)
+        self.block, self.why, self.why_zh, self.head = block, en, zh, head
 
 
 @dataclass
@@ -432,11 +434,14 @@ class _Walk:
             count, expected = _legacy_digest(self.session, block, self.previous)
             self.first_unkeyed = self.first_unkeyed or block
         else:
-            raise _Broken(block, f"seal scheme {scheme!r} where a keyed seal is due")
-        _check(block, "the seal before it", self.previous, prev_digest, what, count, entries, expected, digest)
+            raise _Broken(block, zh=f"封印方案为 {scheme!r}，此处应为带密钥的封印",
+                          en=f"seal scheme {scheme!r} where a keyed seal is due")
+        _check(block, ("前一个封印", "the seal before it"), self.previous, prev_digest, what, count, entries, expected,
+               digest)
         self.first = self.first or digest
         if any(a.chain != self.first or a.digest != digest for a in self.anchored.pop(seal_id, ())):
-            raise _Broken(block, f"the anchored seal {seal_id} has another digest: the chain was rewritten or "
+            raise _Broken(block, zh=f"锚定的封印 {seal_id} 摘要已不同：锚定之后审计链被改写或重新加封",
+                          en=f"the anchored seal {seal_id} has another digest: the chain was rewritten or "
                           "re-sealed since the anchor")
         self.previous = digest
         self.last = (seal_id, digest)
@@ -450,11 +455,15 @@ class _Walk:
         for lane, digest, seals, entries in rows:
             state = self.lanes.get(lane)
             if state is None:
-                raise _Broken(block, f"it merges lane {lane}, which has no seal before it (the lane was dropped)")
+                raise _Broken(block, zh=f"它并入通道 {lane}，但此前没有该通道的封印（通道被删去）",
+                              en=f"it merges lane {lane}, which has no seal before it (the lane was dropped)")
             if state.merged_by is not None:
-                raise _Broken(block, f"it merges lane {lane} again: block {state.merged_by} merged it before")
+                raise _Broken(block, zh=f"它再次并入通道 {lane}：区块 {state.merged_by} 已并入过",
+                              en=f"it merges lane {lane} again: block {state.merged_by} merged it before")
             if (state.head, state.seals, state.entries) != (digest, seals, entries):
-                raise _Broken(block, f"lane {lane} holds {state.seals} seals and {state.entries} entries up to here, "
+                raise _Broken(block, zh=f"通道 {lane} 至此有 {state.seals} 个封印、{state.entries} 条记录，并入封印记为 "
+                              f"{seals} 和 {entries}，或止于别处（通道被截断或改写）",
+                              en=f"lane {lane} holds {state.seals} seals and {state.entries} entries up to here, "
                               f"the merge says {seals} and {entries}, or ends elsewhere (a lane cut or rewritten)")
             state.merged_by = block
         return len(rows), merge_digest(self.key, self.previous, block, at, rows)
@@ -465,11 +474,16 @@ class _Walk:
         if state is None:
             state = self.lanes[lane] = _Lane(lane_genesis(self.key, lane), block)
         if state.merged_by is not None:
-            raise _Broken(block, f"it was sealed on lane {lane} after block {state.merged_by} merged the lane")
+            raise _Broken(block, zh=f"它在区块 {state.merged_by} 并入通道 {lane} 之后才加封到该通道",
+                          en=f"it was sealed on lane {lane} after block {state.merged_by} merged the lane")
         if scheme != KEYED:
-            raise _Broken(block, f"seal scheme {scheme!r} on lane {lane}, where a keyed seal is due")
+            raise _Broken(block, zh=f"通道 {lane} 上的封印方案为 {scheme!r}，此处应为带密钥的封印",
+                          en=f"seal scheme {scheme!r} on lane {lane}, where a keyed seal is due")
         count, expected = block_digest(self.session, self.key, block, state.head, at)
-        before = "its lane's seal before it" if state.seals else f"the genesis of its lane {lane}"
+        before = (
+            ("本通道的前一个封印", "its lane's seal before it") if state.seals
+            else (f"通道 {lane} 的起点", f"the genesis of its lane {lane}")
+        )
         _check(block, before, state.head, prev_digest, "entries", count, entries, expected, digest)
         state.head, state.seals, state.entries = digest, state.seals + 1, state.entries + count
 
@@ -479,20 +493,23 @@ class _Walk:
         if self.first_unkeyed is not None and not self.keyed_seen:
             # Anyone can compute an unkeyed seal: from this block on, nothing vouches for the log.
             self.checked = 0
-            raise _Broken(self.first_unkeyed, "sealed without a key, and no keyed seal follows to vouch for it "
+            raise _Broken(self.first_unkeyed, zh="未用密钥加封，其后也没有带密钥的封印为它作证"
+                          "（`campaign db reseal` 可为带密钥封印之前的审计链补上一个）",
+                          en="sealed without a key, and no keyed seal follows to vouch for it "
                           "(`campaign db reseal` adds one to a chain from before keyed seals)")
         stray = self.session.scalar(
             select(TransitionLog.block).where(TransitionLog.block.not_in(select(AuditSeal.block))).limit(1)
         )
         if stray is not None:
-            raise _Broken(stray, "its entries are not sealed")
+            raise _Broken(stray, zh="其记录未加封", en="its entries are not sealed")
         merges = select(AuditSeal.block).where(AuditSeal.scheme == MERGED, AuditSeal.lane.is_(None))
         orphan = self.session.execute(
             select(AuditLaneMerge.merge_block, AuditLaneMerge.lane).where(AuditLaneMerge.merge_block.not_in(merges))
             .limit(1)
         ).first()
         if orphan is not None:
-            raise _Broken(orphan[0], f"a record merges lane {orphan[1]} under it, but no merge seal of it is on the "
+            raise _Broken(orphan[0], zh=f"有一条记录将通道 {orphan[1]} 并入其下，但主链上没有它的并入封印",
+                          en=f"a record merges lane {orphan[1]} under it, but no merge seal of it is on the "
                           "main chain")
         merged_sweeps = {_sweep_of(lane): s.merged_by for lane, s in self.lanes.items() if s.merged_by}
         pending = []
@@ -500,26 +517,35 @@ class _Walk:
             if state.merged_by is not None:
                 continue
             if _sweep_of(lane) in merged_sweeps:
-                raise _Broken(state.first_block, f"lane {lane} was added to a sweep after block "
-                              f"{merged_sweeps[_sweep_of(lane)]} merged that sweep's lanes")
+                merged = merged_sweeps[_sweep_of(lane)]
+                raise _Broken(state.first_block, zh=f"通道 {lane} 是在区块 {merged} 并入该次扫描的通道之后才加入的",
+                              en=f"lane {lane} was added to a sweep after block {merged} merged that sweep's lanes")
             pending.append(Pending(lane, lane.split("/")[-2], state.seals, state.entries))
         current = Head(self.first, *self.last) if self.first is not None and self.last is not None else None
         if self.anchored:
             missing = min(self.anchored)
             end = f"ends at seal {self.last[0]}" if self.last else "is empty"
-            raise _Broken("(end)", f"the anchored seal {missing} is not on the chain, which {end}: the log was cut "
-                          "short or rewritten", current)
+            end_zh = f"止于封印 {self.last[0]}" if self.last else "为空"
+            raise _Broken("(end)", zh=f"锚定的封印 {missing} 不在审计链上（审计链{end_zh}）：日志被截短或改写",
+                          en=f"the anchored seal {missing} is not on the chain, which {end}: the log was cut "
+                          "short or rewritten", head=current)
         return Verdict(self.checked, None, None, current, tuple(pending))
 
 
-def _check(block: str, before: str, previous: str, prev_digest: str, what: str, count: int, entries: int,
+_WHAT_ZH = {"entries": "条记录", "lanes": "条通道"}
+
+
+def _check(block: str, before: tuple[str, str], previous: str, prev_digest: str, what: str, count: int, entries: int,
            expected: str, digest: str) -> None:
+    """`before` names, in Chinese and English, what the block must chain to; `what` is what it seals."""
     if prev_digest != previous:
-        raise _Broken(block, f"it does not chain to {before}")
+        raise _Broken(block, zh=f"它没有接在{before[0]}之后", en=f"it does not chain to {before[1]}")
     if count != entries:
-        raise _Broken(block, f"it holds {count} {what}, its seal says {entries}")
+        raise _Broken(block, zh=f"它有 {count} {_WHAT_ZH[what]}，其封印记为 {entries}",
+                      en=f"it holds {count} {what}, its seal says {entries}")
     if not hmac.compare_digest(expected, digest):
-        raise _Broken(block, f"its {what} or seal were changed (or sealed under another key)")
+        raise _Broken(block, zh=f"其{_WHAT_ZH[what][1:]}或封印被改动（或用另一把密钥加封）",
+                      en=f"its {what} or seal were changed (or sealed under another key)")
 
 
 def verify(session: Session, key: bytes, anchors: Sequence[Head] = ()) -> Verdict:
@@ -540,7 +566,7 @@ def verify(session: Session, key: bytes, anchors: Sequence[Head] = ()) -> Verdic
             walk.step(*row)
         return walk.end()
     except _Broken as broken:
-        return Verdict(walk.checked, broken.block, broken.why, broken.head)
+        return Verdict(walk.checked, broken.block, broken.why, broken.head, why_zh=broken.why_zh)
 
 
 def reseal(session: Session, at: dt.datetime, key: bytes) -> Head | None:
@@ -550,7 +576,7 @@ def reseal(session: Session, at: dt.datetime, key: bytes) -> Head | None:
     if verdict.broken is None:
         return verdict.head
     if not verdict.why or not verdict.why.startswith("sealed without a key, and no keyed seal follows"):
-        raise Refused(zh=f"审计链在区块 {verdict.broken} 处断裂：{verdict.why}；未加封任何内容",
+        raise Refused(zh=f"审计链在区块 {verdict.broken} 处断裂：{verdict.why_zh}；未加封任何内容",
                       en=f"audit chain broken at block {verdict.broken}: {verdict.why}; nothing sealed")
     previous = _previous(session, key, None)
     block = uuid.uuid4().hex

@@ -120,6 +120,13 @@ def _longest_lane(db: Path) -> list[str]:
         return [b for (b,) in conn.execute("SELECT block FROM audit_seal WHERE lane = ? ORDER BY id", (lane,))]
 
 
+def _says_why_in_chinese(err: str) -> None:
+    """The reason after the broken block reads in Chinese, with no word of the English reason."""
+    why = err.strip().rsplit("：", 1)[-1]
+    assert re.search("[\u4e00-\u9fff]", why), err
+    assert not re.search(r"\b(it|its|seal|seals|entries|lanes?|chain|sealed|merges?)\b", why), err
+
+
 TAMPERING = {
     "edit an actor": "UPDATE transition_log SET actor = 'M999' WHERE id = (SELECT min(id) FROM transition_log WHERE block = :block)",
     "edit a state": "UPDATE transition_log SET to_state = 'pledge' WHERE id = (SELECT max(id) FROM transition_log WHERE block = :block)",
@@ -151,6 +158,7 @@ def test_tampering_is_detected_at_the_first_broken_block(logged: Path, tmp_path:
     result = run_cli(["audit", KEY, "--verify"], env_for(db, tmp_path / "outbox"))
     assert result.code == 1, result.out
     assert f"区块 {block}" in result.err, result.err
+    _says_why_in_chinese(result.err)
     assert "Traceback" not in result.err
 
 
@@ -239,7 +247,7 @@ def test_a_decision_edited_and_resealed_without_the_key_fails(logged: Path, tmp_
     assert result.code == 1
     # Unkeyed seals pass for old ones only on the main chain: the first lane seal is where it breaks.
     first_lane = _lane_blocks(db)[0]
-    assert f"区块 {first_lane}" in result.err and "where a keyed seal is due" in result.err, result.err
+    assert f"区块 {first_lane}" in result.err and "此处应为带密钥的封印" in result.err, result.err
     _reseal(db, b"an attacker's own key of 32 bytes")
     result = run_cli(["audit", KEY, "--verify"], env)
     assert result.code == 1 and f"区块 {_blocks(db)[0]}" in result.err, result.err
@@ -265,12 +273,12 @@ def test_a_tail_cut_off_verifies_alone_but_fails_against_the_anchor(logged: Path
     for args in ([], ["--anchor", str(anchor_file)]):
         result = run_cli(["audit", KEY, "--verify", *args], env)
         assert result.code == 1, result.out
-        assert f"anchored seal {head.seal_id} is not on the chain" in result.err, result.err
+        assert f"锚定的封印 {head.seal_id} 不在审计链上" in result.err, result.err
     # Writing on after the cut (a new head, anchored) does not hide it: every anchor since the last restore counts.
     assert run_cli(["refer", KEY, "--member", "M030", "--actor", "M002", "--reason", "case", "--at", "2024-06-21T10:00"], env).code == 0
     assert len(anchor_file.read_text().splitlines()) == 2
     result = run_cli(["audit", KEY, "--verify"], env)
-    assert result.code == 1 and f"anchored seal {head.seal_id}" in result.err, result.err
+    assert result.code == 1 and f"锚定的封印 {head.seal_id} " in result.err, result.err
 
 
 def test_a_chain_rewritten_with_the_key_fails_against_an_anchor_kept_elsewhere(logged: Path, tmp_path: Path) -> None:
@@ -283,7 +291,7 @@ def test_a_chain_rewritten_with_the_key_fails_against_an_anchor_kept_elsewhere(l
     _reseal(db, SEAL_KEY)  # someone with the server's shell holds the key
     assert run_cli(["audit", KEY, "--verify"], {**env, "CAMPAIGN_AUDIT_ANCHORS": str(tmp_path / "none")}).code == 0
     result = run_cli(["audit", KEY, "--verify", "--anchor", str(elsewhere)], env)
-    assert result.code == 1 and f"anchored seal {head.seal_id} has another digest" in result.err, result.err
+    assert result.code == 1 and f"锚定的封印 {head.seal_id} 摘要已不同" in result.err, result.err
 
 
 def test_entries_record_the_real_time_they_were_written(logged: Path) -> None:
@@ -316,7 +324,7 @@ def test_a_chain_from_before_keyed_seals_is_vouched_for_by_a_keyed_seal(tmp_path
     db = _legacy_sample(tmp_path)
     env = env_for(db, tmp_path / "outbox", CAMPAIGN_AUDIT_ANCHORS=str(tmp_path / "anchors"))
     result = run_cli(["audit", KEY, "--verify"], env)
-    assert result.code == 1 and "without a key" in result.err, result.err
+    assert result.code == 1 and "未用密钥加封" in result.err, result.err
     assert run_cli(["db", "reseal"], env).code == 0
     assert run_cli(["audit", KEY, "--verify"], env).code == 0
     assert run_cli(["sweep", KEY, "--at", "2024-03-25T00:00:01"], env).code == 0
@@ -387,6 +395,7 @@ def test_tampering_with_a_merge_is_detected_at_the_merge_seal(logged: Path, tmp_
     result = run_cli(["audit", KEY, "--verify"], env)
     assert result.code == 1, result.out
     assert f"区块 {block}" in result.err, result.err
+    _says_why_in_chinese(result.err)
 
 
 def _lane_seal(db: Path, lane: str, key: bytes) -> str:
@@ -420,7 +429,7 @@ def test_a_lane_written_after_its_merge_fails(logged: Path, tmp_path: Path, key:
     assert result.code == 1, result.out
     assert f"区块 {block}" in result.err, result.err
     if key == SEAL_KEY:  # sealed rightly on its own, wrong only in where it stands
-        why = "merged the lane" if lane == "the merged lane" else "added to a sweep after block"
+        why = "之后才加封到该通道" if lane == "the merged lane" else "并入该次扫描的通道之后才加入"
         assert why in result.err, result.err
 
 
@@ -444,7 +453,7 @@ def test_a_lane_merged_twice_fails(logged: Path, tmp_path: Path) -> None:
                         {"l": lane, "b": block, "h": row[0], "s": row[1], "e": row[2]})
         session.add(AuditSeal(block=block, entries=1, digest=digest, prev_digest=previous, at=when, scheme=audit.MERGED))
     result = run_cli(["audit", KEY, "--verify"], env)
-    assert result.code == 1 and "区块 again" in result.err and f"merges lane {lane} again" in result.err, result.err
+    assert result.code == 1 and "区块 again" in result.err and f"它再次并入通道 {lane}" in result.err, result.err
 
 
 def test_a_unit_of_a_merged_sweep_is_refused_its_seal(logged: Path) -> None:
