@@ -52,16 +52,18 @@ def _url(name: str) -> str:
 
 @contextlib.contextmanager
 def children(commands: dict[str, list[str]], logs: Path) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
-    """Each command in a process group of its own; on exit the whole group gets SIGTERM, then SIGKILL."""
+    """Each command in a process group of its own, dying with this process even if it is killed outright; on exit
+    the whole group (a worker and the flow runs it started) gets SIGTERM, then SIGKILL."""
     from flows.serve import _die_with_parent
 
     parent = os.getpid()
     started: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name, command in commands.items():
+            log = (logs / f"{name}.log").open("wb")
             started[name] = subprocess.Popen(
-                command, cwd=ROOT, stdout=(logs / f"{name}.log").open("wb"), stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=lambda: _die_with_parent(parent),  # noqa: PLW1509
+                command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=lambda: _die_with_parent(parent),  # noqa: PLW1509 - one prctl call
             )
         yield started
     finally:
@@ -70,11 +72,12 @@ def children(commands: dict[str, list[str]], logs: Path) -> Iterator[dict[str, s
                 os.killpg(child.pid, signal.SIGTERM)
         for child in started.values():
             try:
-                child.wait(timeout=15)
+                child.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                child.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
                 child.wait()
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(ProcessLookupError):  # what the worker started, if it outlived it
                 os.killpg(child.pid, signal.SIGKILL)
 
 

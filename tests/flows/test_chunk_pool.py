@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from bench.workers import children as processes
 from flows import chunks
 from flows.deadline import phase_deadline, sweep_chunks
 from flows.deployments import ROOT
@@ -138,37 +137,6 @@ def test_a_group_that_did_not_complete_fails_the_sweep_before_the_deadline_is_re
 
 def _prefect(*args: str) -> list[str]:
     return [str(Path(sys.executable).with_name("prefect")), *args]
-
-
-@contextlib.contextmanager
-def processes(commands: dict[str, list[str]], logs: Path) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
-    """Each command in a process group of its own, dying with this process even if it is killed outright; on exit
-    the whole group (a worker and the flow runs it started) gets SIGTERM, then SIGKILL."""
-    from flows.serve import _die_with_parent
-
-    parent = os.getpid()
-    started: dict[str, subprocess.Popen[bytes]] = {}
-    try:
-        for name, command in commands.items():
-            log = (logs / f"{name}.log").open("wb")
-            started[name] = subprocess.Popen(
-                command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                preexec_fn=lambda: _die_with_parent(parent),  # noqa: PLW1509 - one prctl call
-            )
-        yield started
-    finally:
-        for child in started.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGTERM)
-        for child in started.values():
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
-            with contextlib.suppress(ProcessLookupError):  # what the worker started, if it outlived it
-                os.killpg(child.pid, signal.SIGKILL)
 
 
 def _wait_for_workers(pool: str, names: set[str], children: dict[str, subprocess.Popen[bytes]], logs: Path) -> None:
