@@ -31,7 +31,7 @@ from bench.run import AT_STUDY, BENCH_SEAL_KEY, KEY, ROOT, _at, generate, run_st
 BUILD = ["setup", "roster", "records", "sweep_start", "reminders"]  # the campaign just before the study deadline
 INDEXES = [
     "ix_member_progress_state", "ix_branch_progress_step", "ix_person_branch_role",
-    "ix_transition_log_campaign_key", "ix_transition_log_member_id", "ix_transition_log_sweep_id",
+    "ix_transition_log_campaign_at", "ix_transition_log_member_id", "ix_transition_log_sweep_id",
     "ix_transition_log_block", "ix_notice_event", "ix_notice_status",
 ]
 LOG_INDEXES = "+".join(i for i in INDEXES if i.startswith("ix_transition_log"))

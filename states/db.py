@@ -19,7 +19,7 @@ from sqlalchemy.types import JSON, BigInteger, Integer, String
 from states.errors import BadInput, EnvironmentFailed
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-SCHEMA_REVISION = "20261201_2210"
+SCHEMA_REVISION = "20261201_2220"
 """The newest migration; a test checks it is Alembic's head, so commands skip loading Alembic (~0.5 s)."""
 
 

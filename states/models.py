@@ -280,8 +280,11 @@ class TransitionLog(Base):
     """Append-only: every change and every operator action. No code path updates or deletes a row."""
 
     __tablename__ = "transition_log"
+    # (campaign_key, at), not campaign_key alone: the same one index for the sweep's INSERTs to keep, and whether
+    # anything was decided after T (`stuck --at`, `report --at`) is a seek, not a read of the campaign's whole log.
+    __table_args__ = (Index("ix_transition_log_campaign_at", "campaign_key", "at"),)
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    campaign_key: Mapped[str] = mapped_column(String(64), index=True)
+    campaign_key: Mapped[str] = mapped_column(String(64))
     member_id: Mapped[str | None] = mapped_column(Id, index=True)
     branch_id: Mapped[str | None] = mapped_column(Id)
     from_state: Mapped[str | None] = mapped_column(StateName)
