@@ -30,7 +30,10 @@ from cli.app import (
 @click.option("--actor", default="system")
 @pass_app
 def sweep(app: App, campaign: str, at_text: str | None, dry_run: bool, as_json: bool, actor: str) -> None:
-    """Fire every due deadline in order, advance all that may advance, queue the notices due."""
+    """Fire every due deadline in order, advance all that may advance, queue the notices due.
+
+    One sweep of a campaign at a time: while another runs (a command, or a Prefect flow's) this one is refused at
+    once, changing nothing (exit 1); run it again once that one has ended."""
     from states.sweep import sweep as run_sweep
 
     at = app.at(at_text, campaign)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -24,7 +25,7 @@ from sqlalchemy import Engine
 from flows import chunks, runtime
 from flows.artifacts import local_time, publish_audit_head, publish_progress, publish_report, publish_summary
 from flows.limits import one_run_per_campaign
-from states import anchors, planned, sweep
+from states import anchors, planned, running, sweep
 from states.engine import Cause
 from states.errors import BadInput, CampaignError
 from states.status import summary
@@ -131,7 +132,12 @@ def run_sweep(campaign: str, at: str | dt.datetime | None, actor: str) -> dict[s
     except CampaignError as exc:
         return Failed(message=runtime.one_line(exc))
     run_id = runtime.flow_run_id()
-    with one_run_per_campaign(campaign, run_id):
+    with one_run_per_campaign(campaign, run_id), ExitStack() as held:
+        # Beside the flows' slot, the database's hold: a `campaign sweep` from the command line takes it too.
+        try:
+            held.enter_context(running.one_sweep(db, campaign))
+        except CampaignError as exc:
+            return Failed(message=runtime.one_line(exc))
         plan = plan_sweep(campaign, when, found.chunk_branches)
         units = list(sweep.run_units(plan))
         pool = found.chunk_pool

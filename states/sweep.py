@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
-from states import audit, counts, outbox
+from states import audit, counts, outbox, running
 from states import branch as branch_machine
 from states import member as member_machine
 from states.clock import as_utc, local_date
@@ -610,8 +610,8 @@ def sweep(
     progress: Callable[[int, int], None] | None = None,
 ) -> SweepReport:
     """Run a whole sweep: one transaction per unit, each sealed under `seal_key`, or, for a dry run, one transaction
-    rolled back at the end."""
-    with Session(engine, expire_on_commit=False) as session:
+    rolled back at the end. Refused (SweepRunning) while another sweep of the campaign runs (`states.running`)."""
+    with running.one_sweep(engine, key), Session(engine, expire_on_commit=False) as session:
         with session.begin():
             plan = plan_sweep(session, key, at, branches_per_chunk)
         cause = Cause(cause="sweep", actor=actor, flow_run_id=flow_run_id, sweep_id=plan.sweep_id)

@@ -187,3 +187,18 @@ def test_on_postgresql_the_chunks_of_a_deadline_run_side_by_side(
                 ) == 3
         finally:
             db.dispose()
+
+
+def test_the_flow_refuses_to_sweep_beside_a_command_line_sweep(prefect_harness: str, campaign_db: Engine) -> None:
+    """The flows' slot keeps flow runs apart; a `campaign sweep` holds the campaign in the database (states.running),
+    and the flow run beside it fails at once with one line, changing nothing, its slot freed."""
+    from states import running
+
+    before = snapshot(campaign_db)
+    with running.one_sweep(campaign_db, KEY):  # as `campaign sweep` holds it while it runs
+        state = phase_deadline(KEY, at="2024-03-25T00:00:01", return_state=True)
+    assert state.is_failed()
+    assert state.message == f"campaign: 活动 {KEY!r} 的另一次扫描正在进行（命令行或 Prefect 流程）；本次未作任何更改，请待其结束后再运行"
+    assert snapshot(campaign_db) == before
+    assert campaign_slots_in_use(KEY) == 0
+    assert phase_deadline(KEY, at="2024-03-25T00:00:01", return_state=True).is_completed()  # free once it ends
