@@ -25,6 +25,11 @@ from states.settings import Settings
 RETRYABLE = ("pending", "failed")
 # What a phase asks of a member, in the notice that opens it: the member's own conditions.
 NOT_ASKED = {"branch", "member_meeting_ballot", "approval", "publicity", "qualified", "followup"}
+# Notices about a member whose subject is the recipient unless the stored context names another member.
+MEMBER_EVENTS = {
+    "phase_started", "deadline_reminder", "member_stuck", "admonishment_due", "rating_final", "withdrawal_pending",
+    "oath_ceremony",
+}
 
 
 @dataclass
@@ -75,6 +80,11 @@ class Enricher:
             for lag in stored.get("lagging") or ():
                 branches.add(lag["branch_id"])
         self.preload(people)
+        for notice in notices:
+            if notice.event in MEMBER_EVENTS and not notice.context.get("branch_id"):
+                found = self._people.get(self.subject(notice))
+                if found is not None and found.branch_id:
+                    branches.add(found.branch_id)
         missing = [b for b in branches if b not in self._branches]
         if missing:
             for branch in self.session.scalars(select(Branch).where(Branch.branch_id.in_(missing))):
@@ -83,6 +93,11 @@ class Enricher:
         if keys:
             for campaign in self.session.scalars(select(Campaign).where(Campaign.key.in_(keys))):
                 self._campaigns[campaign.key] = campaign
+
+    @staticmethod
+    def subject(notice: Notice) -> str:
+        """The member a member notice is about: the one its context names, else its recipient."""
+        return str(notice.context.get("member_id") or notice.recipient_id)
 
     def branch(self, branch_id: str) -> dict[str, str]:
         if branch_id not in self._branches:
@@ -120,9 +135,15 @@ class Enricher:
             },
             "campaign": {"key": campaign.key, "title": campaign.title, "timezone": campaign.timezone},
         }
-        if "member_id" in stored:
-            out["member"] = self.member(stored["member_id"])
-        if stored.get("branch_id"):
+        declared = CONTEXT_MODELS[notice.event].model_fields
+        if notice.event in MEMBER_EVENTS:
+            member = self.subject(notice)
+            out["member"] = self.member(member)
+            branch_id = stored.get("branch_id") or self.person(member).branch_id
+            if branch_id:
+                out["branch"] = self.branch(branch_id)
+            out["to_secretary"] = bool(stored.get("to_secretary", member != notice.recipient_id))
+        elif stored.get("branch_id"):
             out["branch"] = self.branch(stored["branch_id"])
         for name in ("phase", "deadline", "days_before", "level", "days_stuck", "stuck_members", "members_short",
                      "rating",
@@ -130,8 +151,6 @@ class Enricher:
                      "stuck"):
             if name in stored:
                 out[name] = stored[name]
-        if "to_secretary" in stored:
-            out["to_secretary"] = bool(stored["to_secretary"])
         if "figures" in stored:
             out["unmet"] = [
                 {"condition": c, "have": f.get("have"), "need": f.get("need")}
@@ -148,7 +167,7 @@ class Enricher:
         elif event == "publicity_started":
             out["ratings"] = [{**r, "name": self.person(r["member_id"]).name} for r in stored["ratings"]]
         elif event == "rating_final":
-            appraisal = self.session.get(Appraisal, (notice.campaign_key, stored["member_id"]))
+            appraisal = self.session.get(Appraisal, (notice.campaign_key, self.subject(notice)))
             out["excellent"] = bool(appraisal and appraisal.excellent and stored["rating"] == "qualified")
         elif event == "daily_digest":
             out["lagging"] = [{**lag, "name": self.branch(lag["branch_id"])["name"]} for lag in stored.get("lagging", [])]
@@ -164,7 +183,6 @@ class Enricher:
             out["purpose"], out["day"], out["request"] = stored["purpose"], stored["day"], stored["request"]
             out["code"] = self.code(stored["purpose"], campaign.key, stored["subject"], recipient.member_id)
         # Only what the event's typed context declares: the stored context may carry more (e.g. the phase).
-        declared = CONTEXT_MODELS[event].model_fields
         return {name: value for name, value in out.items() if name in declared}
 
 

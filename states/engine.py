@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, cast, literal, or_, select, update
+from sqlalchemy import JSON, ColumnElement, String, and_, cast, literal, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from states import audit, counts, outbox
@@ -192,11 +192,8 @@ def queue_members_moved(
             _key(p.member_id, event, ctx.campaign_key, p.member_id, occasion).label("key"),
             literal(ctx.campaign_key).label("campaign_key"),
             p.member_id.label("recipient_id"),
-            json_object(
-                literal("campaign"), literal(ctx.campaign_key), literal("member_id"), p.member_id,
-                literal("branch_id"), p.branch_id, literal("phase"), literal(phase),
-                literal("deadline"), literal(deadline),
-            ).label("context"),
+            # The same for every row: the member is the recipient, the branch theirs (dispatch reads both).
+            literal({"phase": phase, "deadline": deadline}, JSON).label("context"),
         )
         .select_from(p)
         .join(mp, mp.member_id == p.member_id)
@@ -218,8 +215,8 @@ def queue_members_and_secretaries(
     state: str | None = None,
 ) -> int:
     """A notice to each selected member and one to their branch secretary (member_stuck, withdrawal_pending);
-    `names` are the conditions whose figures the context reads, `scope` and `state` bound the evidence they tally
-    (see `member_rows`)."""
+    `names` are the conditions `where` reads, `scope` and `state` bound the evidence they tally (see
+    `member_rows`). Whether a copy goes to the secretary is the recipient not being the member (dispatch)."""
     # One statement for both: each selected row joins its own person and its branch secretary, so the evidence
     # is tallied once. A secretary who is selected gets one notice, as a member.
     row = Row()
@@ -227,7 +224,6 @@ def queue_members_and_secretaries(
     base = member_rows(row, ctx, names, scope, state)
     if where is not None:
         base = base.where(where(row))
-    to_secretary = recipient.member_id != row.person.member_id
     source = base.join(
         recipient,
         or_(
@@ -238,16 +234,17 @@ def queue_members_and_secretaries(
         _key(recipient.member_id, event, ctx.campaign_key, row.mp.member_id, occasion).label("key"),
         literal(ctx.campaign_key).label("campaign_key"),
         recipient.member_id.label("recipient_id"),
-        json_object(*context(row), literal("to_secretary"), to_secretary).label("context"),
+        json_object(*context(row)).label("context"),
     )
     return outbox.queue_from(session, event, source, ctx.at)
 
 
 def member_context(ctx: EvalContext, row: Row, phase: str, deadline: str, **extra: Any) -> list[Any]:
+    """What a member notice stores beside its figures: its member, phase and deadline. The campaign is the notice's
+    own column and the branch the member's (`notices.dispatch` adds both), so a million rows carry no more than
+    they must."""
     pairs: list[Any] = [
-        literal("campaign"), literal(ctx.campaign_key), literal("member_id"), row.mp.member_id,
-        literal("branch_id"), row.person.branch_id, literal("phase"), literal(phase),
-        literal("deadline"), literal(deadline),
+        literal("member_id"), row.mp.member_id, literal("phase"), literal(phase), literal("deadline"), literal(deadline),
     ]
     for name, value in extra.items():
         pairs += [literal(name), value if isinstance(value, ColumnElement) else literal(value)]

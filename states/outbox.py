@@ -14,20 +14,22 @@ from states.errors import CampaignError
 from states.models import Notice
 
 EVENTS: dict[str, tuple[str, ...]] = {
-    # event: the context fields it must carry (the dispatcher adds names at delivery)
-    "phase_started": ("campaign", "member_id", "branch_id", "phase", "deadline"),
-    "deadline_reminder": ("campaign", "member_id", "branch_id", "phase", "deadline", "days_before", "figures"),
-    "member_stuck": ("campaign", "member_id", "branch_id", "phase", "deadline", "figures"),
-    "branch_escalation": ("campaign", "branch_id", "phase", "deadline", "level", "figures"),
-    "branch_reminder": ("campaign", "branch_id", "phase", "deadline", "days_before", "members_short", "figures"),
-    "approval_requested": ("campaign", "branch_id", "ballot_date"),
-    "publicity_started": ("campaign", "branch_id", "publicity_ends"),
-    "admonishment_due": ("campaign", "member_id", "branch_id"),
-    "rating_final": ("campaign", "member_id", "branch_id", "rating"),
-    "withdrawal_pending": ("campaign", "member_id", "branch_id", "deadline"),
-    "oath_ceremony": ("campaign", "member_id", "branch_id", "phase", "deadline"),
-    "daily_digest": ("campaign", "day"),
-    "action_code": ("campaign", "purpose", "subject", "day", "request"),
+    # event: the context fields it must carry — what dispatch cannot derive at delivery. It adds the campaign (the
+    # notice's own column), names, a member notice's member (the recipient, unless the context names another) and
+    # branch (the member's), and whether it goes to the member's secretary (the recipient is not the member).
+    "phase_started": ("phase", "deadline"),
+    "deadline_reminder": ("phase", "deadline", "days_before", "figures"),
+    "member_stuck": ("member_id", "phase", "deadline", "figures"),
+    "branch_escalation": ("branch_id", "phase", "deadline", "level", "figures"),
+    "branch_reminder": ("branch_id", "phase", "deadline", "days_before", "members_short", "figures"),
+    "approval_requested": ("branch_id", "ballot_date"),
+    "publicity_started": ("branch_id", "publicity_ends"),
+    "admonishment_due": ("member_id",),
+    "rating_final": ("rating",),
+    "withdrawal_pending": ("member_id", "phase", "deadline"),
+    "oath_ceremony": ("deadline",),
+    "daily_digest": ("day",),
+    "action_code": ("purpose", "subject", "day", "request"),
 }
 
 
@@ -60,7 +62,6 @@ def queue(
     at: dt.datetime,
 ) -> None:
     """Queue one notice in the caller's transaction (a second queuing of the same cause does nothing)."""
-    context = {"campaign": campaign, **context}
     validate(event, context)
     statement = insert_ignoring_duplicates(session, Notice).values(
         key=notice_key(recipient_id, event, campaign, subject, occasion),

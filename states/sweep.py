@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     ColumnElement,
     Engine,
     and_,
@@ -150,7 +151,7 @@ def _oath_notices(session: Session, ctx: EvalContext, key: str, branch_step: str
             _key(row.person.member_id, "oath_ceremony", key, row.person.branch_id, "pledge").label("key"),
             literal(key).label("campaign_key"),
             row.person.member_id.label("recipient_id"),
-            json_object(*member_context(ctx, row, "pledge", deadline)).label("context"),
+            literal({"phase": "pledge", "deadline": deadline}, JSON).label("context"),  # the member is the recipient
         )
         .select_from(row.bp)
         .join(row.person, row.person.branch_id == row.bp.branch_id)
@@ -284,18 +285,13 @@ def finalize_ratings(session: Session, key: str, at: dt.datetime) -> int:
     if not finished:
         return 0
     a = aliased(Appraisal)
-    p = aliased(Person)
     source = (
         select(
             _key(a.member_id, "rating_final", key, a.member_id, a.rating).label("key"),
             literal(key).label("campaign_key"),
             a.member_id.label("recipient_id"),
-            json_object(
-                literal("campaign"), literal(key), literal("member_id"), a.member_id,
-                literal("branch_id"), p.branch_id, literal("rating"), a.rating,
-            ).label("context"),
+            json_object(literal("rating"), a.rating).label("context"),
         )
-        .join(p, p.member_id == a.member_id)
         .where(a.step == step)
     )
     outbox.queue_from(session, "rating_final", source, at)
@@ -354,12 +350,15 @@ def _member_reminders(session: Session, ctx: EvalContext, phase: Phase, k: int) 
     row = Row()
     rows = member_rows(row, ctx, names, state=current)  # joins the tallies the conditions below read
     behind = or_(*[not_(condition("member", n).ok(ctx, row)) for n in names])
-    figures = figures_json("member", names, ctx, row)
     source = rows.where(behind).add_columns(
         _key(row.person.member_id, "deadline_reminder", key, row.person.member_id, reminder_occasion(phase, k)).label("key"),
         literal(key).label("campaign_key"),
         row.person.member_id.label("recipient_id"),
-        json_object(*member_context(ctx, row, current, label, days_before=k, figures=figures)).label("context"),
+        # The member is the recipient: the context is the occasion and the figures as they stood at T.
+        json_object(
+            literal("phase"), literal(current), literal("deadline"), literal(label), literal("days_before"), literal(k),
+            literal("figures"), figures_json("member", names, ctx, row),
+        ).label("context"),
     )
     return outbox.queue_from(session, "deadline_reminder", source, ctx.at)
 
@@ -396,7 +395,7 @@ def _branch_reminders(session: Session, ctx: EvalContext, phase: Phase, k: int) 
             literal(key).label("campaign_key"),
             secretary.member_id.label("recipient_id"),
             json_object(
-                literal("campaign"), literal(key), literal("branch_id"), row.bp.branch_id,
+                literal("branch_id"), row.bp.branch_id,
                 literal("phase"), literal(current), literal("deadline"), literal(phase.end.isoformat()),
                 literal("days_before"), literal(k), literal("members_short"), members_short,
                 literal("figures"), figures_json("branch", names, ctx, row),
@@ -448,7 +447,7 @@ def _escalations(session: Session, key: str, at: dt.datetime) -> int:
                     literal(key).label("campaign_key"),
                     recipient.member_id.label("recipient_id"),
                     json_object(
-                        literal("campaign"), literal(key), literal("branch_id"), row.bp.branch_id,
+                        literal("branch_id"), row.bp.branch_id,
                         literal("phase"), literal(phase), literal("deadline"), literal(record.end.isoformat()),
                         literal("level"), literal(level), literal("days_stuck"), literal(days_stuck),
                         literal("stuck_members"), stuck_members,

@@ -35,19 +35,20 @@ def queue_many(engine, count: int) -> None:  # type: ignore[no-untyped-def]
         "study_check": {"have": None, "need": "pass", "ok": False},
     }
     with Session(engine) as session, session.begin():
-        members = session.execute(
-            select(Person.member_id, Person.branch_id).where(Person.branch_id.is_not(None), Person.role != "inspector")
+        members = session.scalars(
+            select(Person.member_id).where(Person.branch_id.is_not(None), Person.role != "inspector")
         ).all()
         for i in range(count):
-            member, branch = members[i % len(members)]
+            member = members[i % len(members)]
             kind = i % 3
-            base = {"member_id": member, "branch_id": branch, "phase": "study", "deadline": "2024-04-30"}
+            # What the sweep stores; dispatch adds the member's branch and names.
+            base = {"phase": "study", "deadline": "2024-04-30"}
             if kind == 0:
                 event, context = "phase_started", base
             elif kind == 1:
                 event, context = "deadline_reminder", {**base, "days_before": 3, "figures": figures}
             else:
-                event, context = "member_stuck", {**base, "figures": figures, "to_secretary": False}
+                event, context = "member_stuck", {**base, "member_id": member, "figures": figures}
             outbox.queue(
                 session, event=event, campaign=KEY, recipient_id=member, subject=member, occasion=f"bench-{i}",
                 context=context, at=when,

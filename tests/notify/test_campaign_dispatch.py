@@ -299,6 +299,9 @@ def test_chinese_messages_read_right(driven: Driven, delivered: Delivered) -> No
     )
     to_secretary = text_of(delivered.message(f"{secretary}:member_stuck:sfao-2024:{short}:study"))
     assert name[secretary] in to_secretary and name[short] in to_secretary
+    # The stored context names neither the branch nor who reads it: dispatch tells the secretary's copy apart.
+    assert f"党员{name[short]}同志（{short}）" in to_secretary and "您尚有" not in to_secretary
+    assert "您尚有" in text_of(stuck)
 
     late = driven.shortfalls["late_branches"][0]
     late_sec = next(m for m, p in driven.people.items() if p["branch_id"] == late and p["role"] == "branch_secretary")
