@@ -34,19 +34,20 @@ def read_table(path: Path | str, sheet: str | None = None) -> Source:
     `sheet`), else a CSV or tab-separated text in UTF-8, GB18030/GBK or UTF-16; other binary files refused."""
     name = str(path)
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as fh:
+            head = fh.read(16)  # what a file is, by its first bytes; the readers read the rest in pieces
     except OSError as exc:
         why = exc.strerror or exc
         raise MalformedFile(name, None, None, zh=f"无法读取：{why}", en=f"cannot read: {why}") from exc
-    if raw.startswith(ZIP):
-        return read_xlsx(path, raw, sheet)
+    if head.startswith(ZIP):
+        return read_xlsx(path, sheet)
     for magic, zh, en in REFUSED:
-        if raw.startswith(magic):
+        if head.startswith(magic):
             raise MalformedFile(name, None, None, zh=zh, en=en)
     if sheet is not None:
         raise MalformedFile(name, None, None, zh=f"--sheet {sheet!r}：只有 .xlsx 工作簿才有工作表，这是文本文件",
                             en=f"--sheet {sheet!r}: only an .xlsx workbook has sheets; this is a text file")
-    return read_text_table(path, raw)
+    return read_text_table(path)
 
 
 __all__ = ["read_table"]

@@ -3,25 +3,36 @@ tab) detected, rows streamed with their line numbers."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
+import itertools
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from readers.text import has_wide, plain
 from states.columns import TITLE_ROWS, header_at, is_header
 from states.errors import MalformedFile
 from states.source import Source
 
+CHUNK = 1 << 20
+"""Bytes read at a time: a file is read in pieces, twice (its digest and encoding, then its rows), never whole."""
+
 
 @dataclass(frozen=True)
-class CsvFile:
+class Scanned:
+    """What a first pass over a text file finds: its digest, its encoding, whether it holds full-width text, and
+    the file's identity (device, inode, size, modification time), by which the second pass knows it is the same."""
+
     path: str
-    text: str
     sha256: str
     encoding: str
+    wide: bool
+    identity: tuple[int, int, int, int]
 
 
 def utf16_without_bom(raw: bytes) -> str | None:
@@ -37,67 +48,149 @@ def utf16_without_bom(raw: bytes) -> str | None:
     return None
 
 
-def decode(name: str, raw: bytes) -> tuple[str, str]:
-    """(text, encoding): UTF-16 with a BOM or recognisably without one, else UTF-8 (with or without BOM), else
-    GB18030 (a superset of GBK); NUL characters and broken bytes refused."""
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        candidates: tuple[str, ...] = ("utf-16",)
-    else:
-        utf16 = utf16_without_bom(raw) if b"\x00" in raw else None
-        candidates = (utf16,) if utf16 else ("utf-8-sig", "gb18030")
-    if candidates[0] == "utf-8-sig" and b"\x00" in raw:
-        line = raw[: raw.index(b"\x00")].count(b"\n") + 1
-        raise MalformedFile(name, line, None, zh="含有 NUL 字节（不是文本文件：请导入 .xlsx 或 CSV 文件）",
-                            en="contains a NUL byte (not a text file: import a .xlsx or a CSV file)")
-    for encoding in candidates:
+def _candidates(head: bytes) -> tuple[str, ...]:
+    """UTF-16 with a BOM or recognisably without one, else UTF-8 (with or without BOM), else GB18030."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return ("utf-16",)
+    utf16 = utf16_without_bom(head)
+    return (utf16,) if utf16 else ("utf-8-sig", "gb18030")
+
+
+class _Trial:
+    """One encoding tried on a file fed piece by piece: where it first fails (a byte offset), the line of its
+    first NUL character, and whether the text holds anything `plain` changes."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+        # The BOM is valid UTF-8: checking needs no "-sig" (which would also drop a U+FEFF met later).
+        self.decoder = codecs.getincrementaldecoder("utf-8" if encoding == "utf-8-sig" else encoding)()
+        self.utf8 = encoding == "utf-8-sig"
+        self.failed: int | None = None
+        self.nul_line: int | None = None
+        self.newlines = 0
+        self.wide = False
+
+    def feed(self, chunk: bytes, offset: int, final: bool = False) -> None:
+        if self.failed is not None:
+            return
+        pending = self.decoder.getstate()[0]
+        if self.utf8 and not pending and chunk.isascii():
+            return  # ASCII: valid UTF-8, nothing full-width, and (NUL bytes refused before) no NUL
         try:
-            text = raw.decode(encoding)
+            text = self.decoder.decode(chunk, final)
         except UnicodeDecodeError as exc:
-            failure = exc
-            continue
-        if "\x00" in text:
-            line = text[: text.index("\x00")].count("\n") + 1
-            raise MalformedFile(name, line, None, zh="含有 NUL 字符（不是文本文件：请导入 .xlsx 或 CSV 文件）",
-                                en="contains a NUL character (not a text file: import a .xlsx or a CSV file)")
-        return text, encoding
-    if candidates[0].startswith("utf-16"):
-        raise MalformedFile(name, None, None, zh="不是有效的 UTF-16 文本", en="is not valid UTF-16 text")
-    line = raw[: failure.start].count(b"\n") + 1
-    raise MalformedFile(name, line, None, zh="既不是 UTF-8 也不是 GB18030/GBK 文本", en="is neither UTF-8 nor GB18030/GBK text")
+            self.failed = offset - len(pending) + exc.start
+            return
+        if not self.wide and has_wide(text):
+            self.wide = True
+        if self.encoding.startswith("utf-16") and self.nul_line is None:
+            at = text.find("\x00")
+            if at >= 0:
+                self.nul_line = self.newlines + text[:at].count("\n") + 1
+            else:
+                self.newlines += text.count("\n")
 
 
-def read_text(path: Path | str, raw: bytes | None = None) -> CsvFile:
-    """The file's text and its digest; `raw`, when given, is the file's bytes already read."""
+def _opened(name: str, path: Path | str) -> BinaryIO:
+    try:
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise MalformedFile(name, None, None, zh=f"无法读取：{why}", en=f"cannot read: {why}") from exc
+
+
+def _identity(fh: BinaryIO) -> tuple[int, int, int, int]:
+    st = os.fstat(fh.fileno())
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _try(fh: BinaryIO, encoding: str) -> _Trial:
+    fh.seek(0)
+    trial, offset = _Trial(encoding), 0
+    while chunk := fh.read(CHUNK):
+        trial.feed(chunk, offset)
+        offset += len(chunk)
+    trial.feed(b"", offset, final=True)
+    return trial
+
+
+def _line_at(fh: BinaryIO, offset: int) -> int:
+    """The line holding the byte at `offset`: the newlines before it, counted piece by piece."""
+    fh.seek(0)
+    newlines = 0
+    while offset > 0 and (chunk := fh.read(min(CHUNK, offset))):
+        newlines += chunk.count(b"\n")
+        offset -= len(chunk)
+    return newlines + 1
+
+
+def scan(path: Path | str) -> Scanned:
+    """A first pass over a text file, piece by piece: its digest, and its encoding — UTF-16 with a BOM or
+    recognisably without one, else UTF-8 (with or without BOM), else GB18030 (a superset of GBK) — with NUL
+    characters and broken bytes refused, naming their line."""
     name = str(path)
-    if raw is None:
+    with _opened(name, path) as fh:
+        identity = _identity(fh)
+        digest = hashlib.sha256()
+        candidates = _candidates(fh.read(4096))
+        fh.seek(0)
+        chunk = fh.read(CHUNK)
+        trial = _Trial(candidates[0])
+        nul: int | None = None  # the first NUL byte, when the file must be UTF-8 or GB18030
+        offset = 0
+        while chunk:
+            digest.update(chunk)
+            if trial.utf8 and nul is None and (at := chunk.find(b"\x00")) >= 0:
+                nul = offset + at
+            if nul is None:
+                trial.feed(chunk, offset)
+            offset += len(chunk)
+            chunk = fh.read(CHUNK)
+        if nul is not None:
+            raise MalformedFile(name, _line_at(fh, nul), None, zh="含有 NUL 字节（不是文本文件：请导入 .xlsx 或 CSV 文件）",
+                                en="contains a NUL byte (not a text file: import a .xlsx or a CSV file)")
+        trial.feed(b"", offset, final=True)
+        for encoding in candidates[1:]:
+            if trial.failed is None:
+                break
+            trial = _try(fh, encoding)
+        if trial.failed is not None:
+            if trial.encoding.startswith("utf-16"):
+                raise MalformedFile(name, None, None, zh="不是有效的 UTF-16 文本", en="is not valid UTF-16 text")
+            raise MalformedFile(name, _line_at(fh, trial.failed), None, zh="既不是 UTF-8 也不是 GB18030/GBK 文本",
+                                en="is neither UTF-8 nor GB18030/GBK text")
+        if trial.nul_line is not None:
+            raise MalformedFile(name, trial.nul_line, None, zh="含有 NUL 字符（不是文本文件：请导入 .xlsx 或 CSV 文件）",
+                                en="contains a NUL character (not a text file: import a .xlsx or a CSV file)")
+    return Scanned(name, digest.hexdigest(), trial.encoding, trial.wide, identity)
+
+
+def _changed(name: str) -> MalformedFile:
+    return MalformedFile(name, None, None, zh="在读取过程中被修改：请待其保存完毕后重新导入",
+                         en="changed while it was being read: import it again once it is saved")
+
+
+def text_lines(scanned: Scanned) -> Iterator[str]:
+    """The file's lines as `io.StringIO(text, newline="")` would yield them from its whole text (a lone CR ends a
+    line too), decoded and made plain piece by piece: memory flat in the file's size. The file must be the one
+    scanned, from its first byte to its last."""
+    with _opened(scanned.path, scanned.path) as raw:
+        if _identity(raw) != scanned.identity:
+            raise _changed(scanned.path)
+        text = io.TextIOWrapper(raw, encoding=scanned.encoding, newline="")
         try:
-            raw = Path(path).read_bytes()
-        except OSError as exc:
-            why = exc.strerror or exc
-            raise MalformedFile(name, None, None, zh=f"无法读取：{why}", en=f"cannot read: {why}") from exc
-    text, encoding = decode(name, raw)
-    return CsvFile(name, text, hashlib.sha256(raw).hexdigest(), encoding)
+            for line in text:
+                # Made plain only when something needs it: a pass over every line would cost a million rows' time.
+                yield plain(line) if scanned.wide else line
+        except UnicodeDecodeError:
+            raise _changed(scanned.path) from None
+        if _identity(raw) != scanned.identity:
+            raise _changed(scanned.path)
 
 
-def separator(text: str) -> str:
+def separator(line: str) -> str:
     """Tab when the header line holds more tabs than commas (Excel's "Unicode text", a tab-separated export)."""
-    end = text.find("\n")
-    first = text if end < 0 else text[:end]
-    return "\t" if first.count("\t") > first.count(",") else ","
-
-
-def lines(text: str) -> Iterator[str]:
-    """The text's lines as `io.StringIO(text, newline="")` yields them, without its copy of the whole text (four
-    bytes a character: 1.2 GB for a million members' evidence)."""
-    if text.count("\r") != text.count("\r\n"):  # a lone CR ends a line too: leave that to StringIO
-        yield from io.StringIO(text, newline="")
-        return
-    position, size = 0, len(text)
-    while position < size:
-        end = text.find("\n", position)
-        end = size if end < 0 else end + 1
-        yield text[position:end]
-        position = end
+    return "\t" if line.count("\t") > line.count(",") else ","
 
 
 def _broken(path: str, line: int, exc: csv.Error) -> MalformedFile:
@@ -105,14 +198,15 @@ def _broken(path: str, line: int, exc: csv.Error) -> MalformedFile:
     return MalformedFile(path, line, None, zh=f"CSV 格式有误（{exc}）", en=str(exc))
 
 
-def read_table(path: Path | str, raw: bytes | None = None) -> Source:
+def read_table(path: Path | str) -> Source:
     """A CSV or tab-separated file as a `Source`: its encoding and separator detected, its header row read, its data
     rows streamed as (line, values) with full-width digits, letters and spaces made plain, blank rows skipped and
-    each row as wide as the header."""
-    source = read_text(path, raw)
-    # Made plain as a whole, and only when something needs it: a per-cell pass would double a million rows' time.
-    text = plain(source.text) if has_wide(source.text) else source.text
-    reader = csv.reader(lines(text), delimiter=separator(text), strict=True)
+    each row as wide as the header. The file is read in pieces, never held whole (a million members' evidence is
+    hundreds of megabytes)."""
+    source = scan(path)
+    lines = text_lines(source)
+    first = next(lines, "")
+    reader = csv.reader(itertools.chain((first,) if first else (), lines), delimiter=separator(first), strict=True)
     # The header is the first row naming known columns among the first rows (a title row a spreadsheet saved
     # above it is skipped), else the first row; rows read while looking are data again.
     looked: list[tuple[int, list[str]]] = []

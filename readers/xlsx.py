@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from readers.csvfile import CHUNK
 from readers.text import plain
 from states.columns import TITLE_ROWS, header_at, is_header
 from states.errors import MalformedFile
@@ -34,17 +34,33 @@ def cell_text(value: Any) -> str:
     return plain(str(value))
 
 
-def read_xlsx(path: Path | str, raw: bytes, sheet: str | None = None) -> Source:
+def _close(book: Any, fh: Any) -> None:
+    book.close()
+    fh.close()
+
+
+def read_xlsx(path: Path | str, sheet: str | None = None) -> Source:
     """The first sheet (or `sheet`) as a `Source`: the header is the first row naming known columns within the
     first rows (a title above it is skipped), else the first non-blank row; rows keep the sheet's numbering, blank
-    rows are skipped, and a value outside the header's columns is refused naming its cell."""
+    rows are skipped, and a value outside the header's columns is refused naming its cell. The file is read as
+    openpyxl reads a zip, by its parts, never held whole; the workbook is closed when its rows are done."""
     from openpyxl import load_workbook
 
     name = str(path)
     try:
-        # From the bytes already read: openpyxl would refuse a workbook by its file name's extension alone.
-        book = load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
+        fh = open(path, "rb")  # noqa: SIM115 - closed with the workbook
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise MalformedFile(name, None, None, zh=f"无法读取：{why}", en=f"cannot read: {why}") from exc
+    digest = hashlib.sha256()
+    while chunk := fh.read(CHUNK):
+        digest.update(chunk)
+    fh.seek(0)
+    try:
+        # From an open file: openpyxl would refuse a workbook by its file name's extension alone.
+        book = load_workbook(fh, read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - openpyxl raises zipfile, KeyError, XML and its own errors alike
+        fh.close()
         kind = type(exc).__name__
         raise MalformedFile(
             name, None, None, zh=f"是 ZIP 压缩包，但不是 Excel 工作簿（.xlsx）：请在 Excel/WPS 中另存为 .xlsx 或 CSV ({kind})",
@@ -52,14 +68,14 @@ def read_xlsx(path: Path | str, raw: bytes, sheet: str | None = None) -> Source:
         ) from None
     if sheet is None:
         if not book.worksheets:
-            book.close()
+            _close(book, fh)
             raise MalformedFile(name, None, None, zh="没有工作表", en="has no worksheet")
         ws = book.worksheets[0]
     elif sheet in book.sheetnames:
         ws = book[sheet]
     else:
         names = ", ".join(book.sheetnames)
-        book.close()
+        _close(book, fh)
         raise MalformedFile(name, None, None, zh=f"没有工作表 {sheet!r}（其工作表：{names}）", en=f"has no sheet {sheet!r} (its sheets: {names})")
     title = str(ws.title)
     if hasattr(ws, "reset_dimensions"):
@@ -72,7 +88,7 @@ def read_xlsx(path: Path | str, raw: bytes, sheet: str | None = None) -> Source:
             if is_header(texts) or len(looked) >= TITLE_ROWS:
                 break
     if not looked:
-        book.close()
+        _close(book, fh)
         raise MalformedFile(name, None, None, zh=f"工作表 {title!r} 是空的（没有表头行）",
                             en=f"sheet {title!r} is empty (no header row)", sheet=title)
     header_line, header = looked[header_at([texts for _line, texts in looked])]
@@ -98,6 +114,6 @@ def read_xlsx(path: Path | str, raw: bytes, sheet: str | None = None) -> Source:
                 texts += [""] * (width - len(texts))
                 yield line, texts
         finally:
-            book.close()
+            _close(book, fh)
 
-    return Source(name, hashlib.sha256(raw).hexdigest(), header, data(), sheet=title, header_line=header_line)
+    return Source(name, digest.hexdigest(), header, data(), sheet=title, header_line=header_line)

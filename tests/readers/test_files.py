@@ -272,3 +272,15 @@ def test_a_data_row_is_never_taken_for_a_title(tmp_path: Path) -> None:
     assert source.header_line == 1
     with pytest.raises(MalformedFile, match="header lacks columns"):
         list(rows(source, *RECORDS))
+
+
+def test_a_csv_changed_while_it_is_read_is_refused_not_imported_under_the_old_digest(tmp_path: Path) -> None:
+    """A text file is read twice (its digest and encoding, then its rows, piece by piece): rows from a file that
+    changed in between would not be the rows its digest names."""
+    path = tmp_path / "r.csv"
+    path.write_text("member_id,branch_id,kind,date,value\nM005,B01,oath,2024-08-20,\n", encoding="utf-8")
+    source = read_table(path)
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("M006,B01,oath,2024-08-20,\n")
+    with pytest.raises(MalformedFile, match="changed while it was being read"):
+        list(source.data)
