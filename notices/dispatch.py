@@ -135,7 +135,6 @@ class Enricher:
             },
             "campaign": {"key": campaign.key, "title": campaign.title, "timezone": campaign.timezone},
         }
-        declared = CONTEXT_MODELS[notice.event].model_fields
         if notice.event in MEMBER_EVENTS:
             member = self.subject(notice)
             out["member"] = self.member(member)
@@ -183,6 +182,7 @@ class Enricher:
             out["purpose"], out["day"], out["request"] = stored["purpose"], stored["day"], stored["request"]
             out["code"] = self.code(stored["purpose"], campaign.key, stored["subject"], recipient.member_id)
         # Only what the event's typed context declares: the stored context may carry more (e.g. the phase).
+        declared = CONTEXT_MODELS[event].model_fields
         return {name: value for name, value in out.items() if name in declared}
 
 
