@@ -25,11 +25,8 @@ from states.settings import Settings
 RETRYABLE = ("pending", "failed")
 # What a phase asks of a member, in the notice that opens it: the member's own conditions.
 NOT_ASKED = {"branch", "member_meeting_ballot", "approval", "publicity", "qualified", "followup"}
-# Notices about a member whose subject is the recipient unless the stored context names another member.
-MEMBER_EVENTS = {
-    "phase_started", "deadline_reminder", "member_stuck", "admonishment_due", "rating_final", "withdrawal_pending",
-    "oath_ceremony",
-}
+# Notices about a member (their typed context declares one): the recipient, unless the stored context names another.
+MEMBER_EVENTS = frozenset(event for event, model in CONTEXT_MODELS.items() if "member" in model.model_fields)
 
 
 @dataclass
